@@ -1,0 +1,120 @@
+"""The plug-in contract every agent module fulfils.
+
+An agent module in `tokwatch.agents` exposes `AGENT`, an `Agent` instance. The rest of tokwatch
+only ever talks to agents through this class: where their logs live, which files are theirs, and
+how a file's lines (or whole document) become `Turn`s. Adding an agent is one new module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from tokwatch.models import Turn
+
+
+class BadLine(ValueError):
+    """A line that should have carried usage but is malformed: skipped and counted by the caller."""
+
+
+class LogParser:
+    """Per-file state; one instance per followed file, recreated when the file is truncated/replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def feed(self, line: bytes) -> list[Turn]:
+        """Turn one complete JSONL line into zero or more turns; raise `BadLine` when malformed."""
+        raise NotImplementedError
+
+    def parse_document(self, data: bytes) -> list[Turn]:
+        """Turn a whole rewritten-in-place document into all its turns (document agents only)."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, object]:
+        """Parser state worth persisting with a byte offset (so a warm start can resume mid-file)."""
+        return {}
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        return None
+
+
+class Agent:
+    """Static description of one agent's logs."""
+
+    name: ClassVar[str] = ""
+    #: "lines": append-only JSONL tailed by byte offset; "document": one JSON rewritten in place.
+    #: A document agent may still hold some JSONL files: `is_document(path)` decides per file.
+    mode: ClassVar[Literal["lines", "document"]] = "lines"
+    #: A line that contains none of these byte strings cannot matter: skipped without parsing.
+    needles: ClassVar[tuple[bytes, ...]] = ()
+    #: Provider hint for the price lookup.
+    provider: ClassVar[str | None] = None
+    #: Context window when the log does not say, unless the pricing config overrides it.
+    default_context_window: ClassVar[int] = 0
+    #: Sniffing order among agents (lower first): generic sniffs should go last.
+    sniff_priority: ClassVar[int] = 50
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        """The folders to watch when the user names no paths (they may not exist yet)."""
+        return []
+
+    def owns_path(self, path: Path) -> bool:
+        """True when the path alone says this agent wrote the file (its layout and file name)."""
+        return False
+
+    def sniff(self, head: bytes) -> bool:
+        """True when the first bytes of a file look like this agent's log (fallback to owns_path)."""
+        return False
+
+    def is_document(self, path: Path) -> bool:
+        return self.mode == "document"
+
+    def parser(self, path: Path) -> LogParser:
+        raise NotImplementedError
+
+    def context_window(self, model: str, max_prompt: int) -> int:
+        """The window for the gauge when the log does not state it."""
+        return self.default_context_window
+
+
+def env_paths(env: Mapping[str, str], var: str) -> list[Path] | None:
+    """An environment variable holding one or more comma-separated folders, `~` expanded."""
+    value = env.get(var, "").strip()
+    if not value:
+        return None
+    return [Path(os.path.expanduser(p.strip())) for p in value.split(",") if p.strip()]
+
+
+def parse_ts(value: object) -> float:
+    """ISO-8601 (with Z) or epoch milliseconds to unix seconds; 0.0 when absent or unreadable."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return 0.0
+    if isinstance(value, int | float) and value == value and 0 < value < 1e14:
+        return float(value) / 1000.0 if value > 1e11 else float(value)
+    return 0.0
+
+
+MAX_COUNT = 10**12
+
+
+def count(d: Mapping[str, object], key: str) -> int:
+    """A token count: absent/null is 0; anything but a non-negative int below 10^12 is a bad line."""
+    v = d.get(key)
+    if v is None:
+        return 0
+    if type(v) is int and 0 <= v < MAX_COUNT:
+        return v
+    raise BadLine(f"bad count for {key}: {v!r}")
+
+
+def as_dict(v: object) -> dict[str, object]:
+    if isinstance(v, dict):
+        return v
+    raise BadLine(f"expected an object, got {type(v).__name__}")

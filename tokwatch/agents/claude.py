@@ -1,0 +1,120 @@
+"""Claude Code: `projects/<cwd-slug>/<session>.jsonl`, subagents in `<session>/subagents/`.
+
+Traps handled here (docs/agents.md): streaming duplicates share (message.id, requestId) and only
+the last carries the real output count, so turns are merged field-wise by maximum in the store;
+`progress` and `toolUseResult` embed usage that the subagent's own file already counts, so only
+top-level `type: assistant` lines are read; `<synthetic>` API-error lines are not billed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import orjson
+
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, parse_ts
+from tokwatch.models import Turn
+
+WINDOW = 200_000
+WINDOW_1M = 1_000_000
+
+
+class ClaudeParser(LogParser):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fallback_session = path.stem
+        self.subagent = path.parent.name == "subagents"
+        if self.subagent:
+            self.fallback_session = path.parent.parent.name
+        # `-home-me-proj` is the cwd with / replaced: a best guess until a line names its cwd.
+        proj_dir = path.parents[2] if self.subagent else path.parent
+        self.project = proj_dir.name
+
+    def feed(self, line: bytes) -> list[Turn]:
+        if b'"assistant"' not in line:
+            return []
+        try:
+            d = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise BadLine(str(e)) from None
+        if not isinstance(d, dict):
+            raise BadLine("not an object")
+        if d.get("type") != "assistant":
+            return []
+        msg = as_dict(d.get("message"))
+        usage = msg.get("usage")
+        if usage is None:
+            return []
+        usage = as_dict(usage)
+        model = msg.get("model")
+        if d.get("isApiErrorMessage") or model == "<synthetic>":
+            return []
+        if not isinstance(model, str) or not model:
+            model = "unknown"
+        cw = count(usage, "cache_creation_input_tokens")
+        cc = usage.get("cache_creation")
+        cw_1h = count(cc, "ephemeral_1h_input_tokens") if isinstance(cc, dict) else 0
+        session = d.get("sessionId")
+        if not isinstance(session, str) or not session:
+            session = self.fallback_session
+        cwd = d.get("cwd")
+        if isinstance(cwd, str) and cwd:
+            self.project = cwd
+        mid = msg.get("id")
+        rid = d.get("requestId")
+        if isinstance(mid, str) and mid:
+            turn_id = f"{mid}:{rid}" if isinstance(rid, str) and rid else mid
+        else:
+            uid = d.get("uuid")
+            if not isinstance(uid, str) or not uid:
+                raise BadLine("assistant line without message.id or uuid")
+            turn_id = uid
+        return [
+            Turn(
+                agent="claude",
+                session_id=session,
+                turn_id=turn_id,
+                model=model,
+                timestamp=parse_ts(d.get("timestamp")),
+                input=count(usage, "input_tokens"),
+                cache_read=count(usage, "cache_read_input_tokens"),
+                cache_write=cw,
+                cache_write_1h=min(cw_1h, cw),
+                output=count(usage, "output_tokens"),
+                project=self.project,
+                sidechain=bool(d.get("isSidechain")) or self.subagent,
+                merge_max=True,
+            )
+        ]
+
+
+class Claude(Agent):
+    name = "claude"
+    needles = (b'"assistant"',)
+    provider = "anthropic"
+    default_context_window = WINDOW
+    sniff_priority = 90  # its sniff is the loosest
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        bases = env_paths(env, "CLAUDE_CONFIG_DIR") or [home / ".config" / "claude", home / ".claude"]
+        return [b / "projects" for b in bases]
+
+    def owns_path(self, path: Path) -> bool:
+        return path.suffix == ".jsonl" and "projects" in path.parts[:-1]
+
+    def sniff(self, head: bytes) -> bool:
+        return (b'"sessionId"' in head and (b'"type":"' in head or b'"type": "' in head)) or (
+            b'"file-history-snapshot"' in head or b'"leafUuid"' in head
+        )
+
+    def parser(self, path: Path) -> LogParser:
+        return ClaudeParser(path)
+
+    def context_window(self, model: str, max_prompt: int) -> int:
+        if "[1m]" in model or max_prompt > WINDOW:
+            return WINDOW_1M
+        return WINDOW
+
+
+AGENT = Claude()

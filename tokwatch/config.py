@@ -1,0 +1,82 @@
+"""User configuration: `$XDG_CONFIG_HOME/tokwatch/config.toml` (or `$TOKWATCH_CONFIG`, or `--config`).
+
+Validated once at start-up by pydantic so a typo is an error message, not a wrong number later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class PriceTier(BaseModel):
+    """Prices (USD per million tokens) that apply to a whole request whose prompt exceeds `start`."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: int = Field(gt=0)
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    cache_write_1h: float | None = Field(default=None, ge=0)
+
+
+class PriceOverride(BaseModel):
+    """A model's prices in USD per million tokens; unset cache prices fall back to `input`."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    cache_write_1h: float | None = Field(default=None, ge=0)
+    tiers: list[PriceTier] = Field(default_factory=list)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: A session with a turn in the last N minutes is "active".
+    active_minutes: float = Field(default=30, gt=0)
+    #: Extra or corrected prices, by model name (matched after normalization, before genai-prices).
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    #: Model name -> the name to price it as (e.g. a proxy's alias).
+    aliases: dict[str, str] = Field(default_factory=dict)
+    #: Model name -> context window in tokens, overriding the agent's default.
+    context_windows: dict[str, int] = Field(default_factory=dict)
+    #: Where `e` in the dashboard writes CSV snapshots (default: the current directory).
+    export_dir: str | None = None
+    #: watchfiles tuning: how long a batch may be held while files keep changing, and the poll step.
+    debounce_ms: int = Field(default=50, ge=0)
+    step_ms: int = Field(default=20, ge=1)
+    force_polling: bool = False
+
+
+class ConfigError(Exception):
+    pass
+
+
+def default_config_path(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("TOKWATCH_CONFIG"):
+        return Path(env["TOKWATCH_CONFIG"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "tokwatch" / "config.toml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The config at `path` (default location when None); defaults when the file does not exist."""
+    path = default_config_path() if path is None else path
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+        return Config.model_validate(data)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValidationError) as e:
+        raise ConfigError(f"invalid config {path}: {e}") from e

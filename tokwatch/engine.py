@@ -1,0 +1,255 @@
+"""The data path in one place: discover -> tail -> normalize, feeding a `Store`.
+
+`Engine.backfill()` reads history; `Engine.follow()` then blocks on watchfiles events (no polling
+loop re-reading files) and hands each batch of new turns to a callback. Events are only hints:
+every touched path is `stat`ed and read from its cursor, so truncation, atomic replacement,
+deletion and folders that appear later are all handled the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokwatch.agents.base import Agent, BadLine, LogParser
+from tokwatch.discover import default_roots, detect, is_candidate, walk
+from tokwatch.models import Turn
+from tokwatch.store import Changes, Store
+from tokwatch.tailer import Change, Cursor, open_cursor
+
+log = logging.getLogger(__name__)
+
+RESCAN_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class Followed:
+    """One log file being followed: where we are in it and the parser holding its state."""
+
+    agent: Agent
+    cursor: Cursor
+    parser: LogParser
+    document: bool
+    skipped: int = 0
+
+
+@dataclass(slots=True)
+class Progress:
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+@dataclass
+class Skips:
+    """Malformed lines per file: shown, never fatal."""
+
+    by_file: dict[Path, int] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> int:
+        return sum(self.by_file.values())
+
+    @property
+    def files(self) -> int:
+        return sum(1 for n in self.by_file.values() if n)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        paths: Sequence[Path] | None = None,
+        *,
+        debounce_ms: int = 50,
+        step_ms: int = 20,
+        force_polling: bool = False,
+    ) -> None:
+        self.store = store
+        self.explicit = bool(paths)
+        self.roots: list[Path] = (
+            [Path(p).expanduser().absolute() for p in paths] if paths else default_roots()
+        )
+        self.files: dict[Path, Followed] = {}
+        self.skips = Skips()
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.force_polling = force_polling
+        self.ready = threading.Event()
+
+    # ---------------------------------------------------------------- reading
+    def backfill(self, progress: Callable[[Progress], None] | None = None) -> Changes:
+        """Read every existing log from the start; the store gets all history before `ready`."""
+        found = [p for root in self.roots for p in walk(root)]
+        sizes = []
+        for p in found:
+            try:
+                sizes.append(os.stat(p).st_size)
+            except OSError:
+                sizes.append(0)
+        prog = Progress(files_total=len(found), bytes_total=sum(sizes))
+        changes = Changes()
+        last_report = 0.0
+        for path, size in zip(found, sizes, strict=True):
+            turns = self._add(path)
+            if turns:
+                changes.merge(self.store.apply(turns))
+            prog.files_done += 1
+            prog.bytes_done += size
+            now = time.monotonic()
+            if progress and (now - last_report > 0.1 or prog.files_done == prog.files_total):
+                last_report = now
+                progress(prog)
+        self.ready.set()
+        return changes
+
+    def _add(self, path: Path) -> list[Turn]:
+        """Start following a new file if an agent claims it; its turns so far."""
+        if path in self.files:
+            return self._read(path)
+        agent = detect(path)
+        if agent is None:
+            return []
+        cursor = open_cursor(path)
+        if cursor is None:
+            return []
+        f = Followed(agent=agent, cursor=cursor, parser=agent.parser(path), document=agent.is_document(path))
+        self.files[path] = f
+        return self._read(path, first=True)
+
+    def _read(self, path: Path, first: bool = False) -> list[Turn]:
+        f = self.files.get(path)
+        if f is None:
+            return []
+        if f.document:
+            if not first and f.cursor.document_changed() is Change.SAME:
+                return []
+            data = f.cursor.read_all()
+            if data is None:
+                self._drop(path)
+                return []
+            try:
+                return f.parser.parse_document(data)
+            except (BadLine, RecursionError):
+                # Torn mid-rewrite or malformed: keep what we had, try again on the next change.
+                self._skip(path, f)
+                return []
+        change = Change.GROWN if first else f.cursor.check()
+        if change is Change.GONE:
+            self._drop(path)
+            return []
+        if change is Change.SAME:
+            return []
+        if change is Change.RESET:
+            f.parser = f.agent.parser(path)
+        return self._lines(path, f)
+
+    def _lines(self, path: Path, f: Followed) -> list[Turn]:
+        needles = f.agent.needles
+        feed = f.parser.feed
+        out: list[Turn] = []
+        for line in f.cursor.lines():
+            if not line or (needles and not any(n in line for n in needles)):
+                continue
+            try:
+                out.extend(feed(line))
+            except (BadLine, RecursionError, ValueError, TypeError):
+                self._skip(path, f)
+        return out
+
+    def _skip(self, path: Path, f: Followed) -> None:
+        f.skipped += 1
+        self.skips.by_file[path] = f.skipped
+
+    def _drop(self, path: Path) -> None:
+        """The file is gone: stop following it; its turns stay counted (they were billed)."""
+        self.files.pop(path, None)
+
+    def refresh(self, paths: Iterable[Path]) -> list[Turn]:
+        """Read whatever changed at these paths (files or folders), as watch events name them."""
+        turns: list[Turn] = []
+        for p in paths:
+            if p in self.files:
+                turns.extend(self._read(p))
+            elif p.is_dir():
+                for child in walk(p):
+                    if self._in_scope(child):
+                        turns.extend(self._add(child))
+            elif is_candidate(p) and self._in_scope(p):
+                turns.extend(self._add(p))
+        return turns
+
+    def rescan(self) -> list[Turn]:
+        """The slow safety net: re-check every followed file and look for missed ones."""
+        turns = self.refresh(list(self.files))
+        for root in self.roots:
+            for p in walk(root):
+                if p not in self.files:
+                    turns.extend(self._add(p))
+        return turns
+
+    def _in_scope(self, p: Path) -> bool:
+        return any(p == r or r in p.parents for r in self.roots)
+
+    # ---------------------------------------------------------------- following
+    def _watch_set(self) -> list[Path]:
+        """Existing folders to watch: roots (or a file root's folder); never single files."""
+        out: list[Path] = []
+        for r in self.roots:
+            target = r if r.is_dir() else (r.parent if r.is_file() else None)
+            if target is not None and target not in out:
+                out.append(target)
+        return out
+
+    def follow(self, stop: threading.Event, on_turns: Callable[[list[Turn]], None]) -> None:
+        """Block until `stop`, calling `on_turns` with each batch of new or updated turns."""
+        import watchfiles
+
+        last_rescan = time.monotonic()
+        while not stop.is_set():
+            watched = self._watch_set()
+            if not watched:
+                if stop.wait(2.0):
+                    return
+                turns = self.rescan()
+                if turns:
+                    on_turns(turns)
+                continue
+            missing = [r for r in self.roots if not r.exists()]
+            try:
+                for events in watchfiles.watch(
+                    *watched,
+                    stop_event=stop,
+                    debounce=self.debounce_ms,
+                    step=self.step_ms,
+                    rust_timeout=2000,
+                    yield_on_timeout=True,
+                    force_polling=self.force_polling or None,
+                    ignore_permission_denied=True,
+                    raise_interrupt=False,
+                ):
+                    turns: list[Turn] = []
+                    if events:
+                        paths = sorted({Path(p) for _, p in events})
+                        turns = self.refresh(paths)
+                    now = time.monotonic()
+                    if now - last_rescan > RESCAN_SECONDS:
+                        last_rescan = now
+                        turns.extend(self.rescan())
+                    if turns:
+                        on_turns(turns)
+                    if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
+                        turns = self.rescan()
+                        if turns:
+                            on_turns(turns)
+                        break  # the set of folders to watch changed: restart the watcher
+            except (FileNotFoundError, OSError) as e:
+                log.debug("watch restarted: %s", e)
+                if stop.wait(0.5):
+                    return

@@ -1,0 +1,205 @@
+"""The normalized vocabulary shared by every layer.
+
+`Turn` is the hot-loop record (a slotted dataclass: cheap to build by the hundred thousand).
+Pydantic models sit at the boundaries only: what `watch --jsonl` prints and what `export` writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(slots=True)
+class Turn:
+    """One billed model request, in tokwatch's convention (see docs/agents.md).
+
+    `input` excludes cache reads and writes; `output` includes `reasoning`. `context` is this
+    request's full prompt (input + cache_read + cache_write) and only moves the session's gauge when
+    `sidechain` is false. `merge_max` asks the store to keep the field-wise maximum when the same
+    `turn_id` is seen again (Claude streaming duplicates); otherwise the newest copy replaces it.
+    """
+
+    agent: str
+    session_id: str
+    turn_id: str
+    model: str
+    timestamp: float  # unix seconds, UTC
+    input: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0  # the 1-hour part of cache_write (Claude), priced apart
+    output: int = 0
+    reasoning: int = 0
+    project: str = ""
+    sidechain: bool = False
+    context_window: int = 0  # when the log states it (Codex); 0 = ask the pricing table
+    merge_max: bool = False
+
+    @property
+    def context(self) -> int:
+        return self.input + self.cache_read + self.cache_write
+
+    @property
+    def total(self) -> int:
+        return self.input + self.cache_read + self.cache_write + self.output
+
+    def same_numbers(self, other: Turn) -> bool:
+        return (
+            self.input == other.input
+            and self.cache_read == other.cache_read
+            and self.cache_write == other.cache_write
+            and self.cache_write_1h == other.cache_write_1h
+            and self.output == other.output
+            and self.reasoning == other.reasoning
+            and self.model == other.model
+        )
+
+
+@dataclass(slots=True)
+class Tokens:
+    """A running sum of token kinds, with the turn count and cost (integer picodollars: exact)."""
+
+    turns: int = 0
+    input: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cost_pico: int = 0
+    unpriced_turns: int = 0  # turns whose cost is unknown: the cost is then a lower bound, or unknown
+
+    @property
+    def total(self) -> int:
+        return self.input + self.cache_read + self.cache_write + self.output
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Dollars, or None when any turn could not be priced (never a silent $0)."""
+        if self.unpriced_turns:
+            return None
+        return self.cost_pico / 1e12
+
+    @property
+    def known_cost_usd(self) -> float:
+        return self.cost_pico / 1e12
+
+    def add(self, t: Turn, cost_pico: int | None, sign: int = 1) -> None:
+        self.turns += sign
+        self.input += sign * t.input
+        self.cache_read += sign * t.cache_read
+        self.cache_write += sign * t.cache_write
+        self.output += sign * t.output
+        self.reasoning += sign * t.reasoning
+        if cost_pico is None:
+            self.unpriced_turns += sign
+        else:
+            self.cost_pico += sign * cost_pico
+
+
+@dataclass(slots=True)
+class Session:
+    """Everything the views need about one agent session, kept current by the store."""
+
+    agent: str
+    session_id: str
+    project: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    totals: Tokens = field(default_factory=Tokens)
+    by_model: dict[str, Tokens] = field(default_factory=dict)
+    last_turn: Turn | None = None
+    context_used: int = 0
+    context_ts: float = -1.0
+    context_window: int = 0
+    max_context: int = 0
+    context_model: str = ""
+    recent: list[int] = field(default_factory=list)  # tokens per turn, newest last (sparkline)
+    recent_ts: list[float] = field(default_factory=list)
+    recent_cost: list[int | None] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.agent, self.session_id)
+
+    @property
+    def context_percent(self) -> float | None:
+        if not self.context_window:
+            return None
+        return 100.0 * self.context_used / self.context_window
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.by_model)
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 UTC with a Z, millisecond precision: what every output of ours uses."""
+    if not ts:
+        return ""
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class ExportRow(BaseModel):
+    """One (session, model) row of `tokwatch export`; the column order is the contract."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    session_id: str
+    project: str
+    model: str
+    turns: int
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    first_seen: str
+    last_seen: str
+    context_tokens: int
+    context_window: int
+
+
+class TurnNumbers(BaseModel):
+    input: int
+    cache_read: int
+    cache_write: int
+    cache_write_1h: int
+    output: int
+    reasoning: int
+    total: int
+    context: int
+
+
+class SessionTotals(BaseModel):
+    turns: int
+    input: int
+    cache_read: int
+    cache_write: int
+    output: int
+    reasoning: int
+    total: int
+    cost_usd: float | None
+    context_tokens: int
+    context_window: int
+
+
+class TurnEvent(BaseModel):
+    """One line of `tokwatch watch --jsonl`: a turn added or updated, with its session's new totals."""
+
+    event: str = "turn"
+    agent: str
+    session_id: str
+    project: str
+    turn_id: str
+    model: str
+    timestamp: str
+    tokens: TurnNumbers
+    cost_usd: float | None
+    session: SessionTotals

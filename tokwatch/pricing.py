@@ -1,0 +1,203 @@
+"""Dollars per turn, from genai-prices' bundled (offline) data or the user's overrides.
+
+genai-prices takes ~90 us per call, too slow for a backfill of a million turns, so each model's
+prices are resolved ONCE into a `RateCard`: per-token prices in integer picodollars for every
+token kind, per tier bracket. They are measured by probing genai-prices itself with one-kind usages,
+so the card prices exactly as the library does (its cache decompositions, 1h writes, tiers that
+apply to the whole request when its prompt exceeds the threshold). Costs are integers: sums and
+the subtract-then-add of an updated turn are exact.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tokwatch.config import Config, PriceOverride
+from tokwatch.models import Turn
+
+PICO = Decimal(10) ** 12
+_PROBE = 1_000_000
+
+# (input, cache_read, cache_write_5m, cache_write_1h, output) in picodollars per token
+Rates = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RateCard:
+    model: str  # the name it was priced as
+    base: Rates
+    tiers: tuple[tuple[int, Rates], ...] = ()  # (prompt threshold, rates), ascending
+
+    def cost_pico(self, t: Turn) -> int:
+        rates = self.base
+        prompt = t.input + t.cache_read + t.cache_write
+        for start, r in reversed(self.tiers):
+            if prompt > start:
+                rates = r
+                break
+        cw_1h = t.cache_write_1h
+        return (
+            t.input * rates[0]
+            + t.cache_read * rates[1]
+            + (t.cache_write - cw_1h) * rates[2]
+            + cw_1h * rates[3]
+            + t.output * rates[4]
+        )
+
+
+_DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+_PROVIDER_PREFIXES = ("models/", "anthropic/", "openai/", "google/", "gemini/", "vertex_ai/", "bedrock/")
+
+
+def normalize_model(name: str) -> str:
+    """`models/gemini-2.5-pro`, `anthropic/claude-sonnet-4.5[1m]` -> `gemini-2.5-pro`, `claude-sonnet-4-5`."""
+    n = name.strip().lower()
+    for prefix in _PROVIDER_PREFIXES:
+        if n.startswith(prefix):
+            n = n[len(prefix) :]
+    n = n.replace("[1m]", "").strip()
+    if n.startswith("claude-"):
+        n = re.sub(r"(\d)\.(\d)", r"\1-\2", n)  # claude-sonnet-4.5 -> claude-sonnet-4-5
+    return n
+
+
+def _pico(price_per_mtok: Decimal | float) -> int:
+    return int((Decimal(str(price_per_mtok)) * PICO / _PROBE).to_integral_value())
+
+
+def card_from_override(model: str, o: PriceOverride) -> RateCard:
+    def rates(inp: float, out: float, cr: float | None, cw: float | None, cw1h: float | None) -> Rates:
+        cw_ = inp if cw is None else cw
+        return (
+            _pico(inp),
+            _pico(inp if cr is None else cr),
+            _pico(cw_),
+            _pico(cw_ if cw1h is None else cw1h),
+            _pico(out),
+        )
+
+    base = rates(o.input, o.output, o.cache_read, o.cache_write, o.cache_write_1h)
+    tiers = []
+    for t in sorted(o.tiers, key=lambda t: t.start):
+        tiers.append(
+            (
+                t.start,
+                rates(
+                    o.input if t.input is None else t.input,
+                    o.output if t.output is None else t.output,
+                    t.cache_read if t.cache_read is not None else o.cache_read,
+                    t.cache_write if t.cache_write is not None else o.cache_write,
+                    t.cache_write_1h if t.cache_write_1h is not None else o.cache_write_1h,
+                ),
+            )
+        )
+    return RateCard(model=model, base=base, tiers=tuple(tiers))
+
+
+def card_from_genai_prices(model: str, provider: str | None) -> RateCard | None:
+    """Probe genai-prices for the model's per-token prices in each tier bracket; None if unknown."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.types import TieredPrices
+
+    def price(**usage: int) -> Decimal:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return calc_price(Usage(**usage), model, provider_id=provider).total_price
+
+    try:
+        first = calc_price(Usage(input_tokens=1, output_tokens=1), model, provider_id=provider)
+    except Exception:  # genai-prices raises LookupError and friends for unknown models
+        if provider is None:
+            return None
+        return card_from_genai_prices(model, None)
+    starts = sorted(
+        {
+            tier.start
+            for v in vars(first.model_price).values()
+            if isinstance(v, TieredPrices)
+            for tier in v.tiers
+        }
+    )
+
+    def bracket(prompt: int) -> Rates:
+        p_in = price(input_tokens=prompt)
+        p_cr = price(input_tokens=prompt, cache_read_tokens=prompt)
+        p_cw = price(input_tokens=prompt, cache_write_tokens=prompt)
+        p_cw1h = price(input_tokens=prompt, cache_write_tokens=prompt, cache_write_1h_tokens=prompt)
+        p_out = price(input_tokens=prompt, output_tokens=prompt) - p_in
+        return tuple(int((p * PICO / prompt).to_integral_value()) for p in (p_in, p_cr, p_cw, p_cw1h, p_out))  # type: ignore[return-value]
+
+    base_prompt = min(_PROBE, starts[0]) if starts else _PROBE
+    base = bracket(base_prompt)
+    tiers = tuple((s, bracket(s + _PROBE)) for s in starts)
+    return RateCard(model=first.model.id, base=base, tiers=tiers)
+
+
+class Pricer:
+    """Resolves a turn's model to a rate card (memoized) and a session's context window."""
+
+    def __init__(
+        self, config: Config | None = None, agent_info: Callable[[str], tuple[str | None, int]] | None = None
+    ) -> None:
+        self.config = config or Config()
+        self._cards: dict[tuple[str, str], RateCard | None] = {}
+        self._overrides = {normalize_model(k): (k, v) for k, v in self.config.prices.items()}
+        self._aliases = {normalize_model(k): v for k, v in self.config.aliases.items()}
+        self._windows = {normalize_model(k): v for k, v in self.config.context_windows.items()}
+        self._agent_info = agent_info or _agent_info
+
+    def card(self, agent: str, model: str) -> RateCard | None:
+        key = (agent, model)
+        try:
+            return self._cards[key]
+        except KeyError:
+            pass
+        card = self._resolve(agent, model)
+        self._cards[key] = card
+        return card
+
+    def _resolve(self, agent: str, model: str) -> RateCard | None:
+        name = normalize_model(model)
+        name = normalize_model(self._aliases.get(name, name))
+        if name in self._overrides:
+            original, override = self._overrides[name]
+            return card_from_override(original, override)
+        if not name or name in ("unknown", "<synthetic>"):
+            return None
+        provider, _ = self._agent_info(agent)
+        card = card_from_genai_prices(name, provider)
+        if card is None:
+            stripped = _DATE_SUFFIX.sub("", name)
+            if stripped != name:
+                card = card_from_genai_prices(stripped, provider)
+        return card
+
+    def cost_pico(self, t: Turn) -> int | None:
+        card = self.card(t.agent, t.model)
+        return None if card is None else card.cost_pico(t)
+
+    def is_known(self, agent: str, model: str) -> bool:
+        return self.card(agent, model) is not None
+
+    def context_window(self, agent: str, model: str, logged: int, max_prompt: int) -> int:
+        """Config override, else what the log said, else the agent's rule (e.g. Claude's 1M)."""
+        override = self._windows.get(normalize_model(model))
+        if override:
+            return override
+        if logged:
+            return logged
+        from tokwatch.agents import get_agent
+
+        a = get_agent(agent)
+        return a.context_window(model, max_prompt) if a else 0
+
+
+def _agent_info(agent: str) -> tuple[str | None, int]:
+    from tokwatch.agents import get_agent
+
+    a = get_agent(agent)
+    return (a.provider, a.default_context_window) if a else (None, 0)

@@ -1,0 +1,154 @@
+"""Byte-offset tailing of append-only logs, robust to truncation, replacement and torn writes.
+
+One `Cursor` per file: identity (device, inode), the offset just past the last complete line, and
+a fingerprint of the first bytes. Files are opened, read from the offset and closed on each change
+(never held open: thousands of sessions, rotation, atomic replaces). A partial last line is left
+on disk until its newline arrives. Nothing here parses JSON or knows about agents.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+FP_LEN = 64
+CHUNK = 1 << 20
+
+
+class Change(Enum):
+    SAME = "same"
+    GROWN = "grown"  # new bytes after the offset
+    RESET = "reset"  # truncated, replaced or rewritten: read again from 0
+    GONE = "gone"  # deleted, or no longer a regular file
+
+
+@dataclass(slots=True)
+class Cursor:
+    path: Path
+    dev: int = 0
+    ino: int = 0
+    offset: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+    fingerprint: bytes = b""
+
+    def check(self) -> Change:
+        """What happened to the file since the last read; a `stat` and at most a 64-byte read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return Change.GONE
+        if not stat.S_ISREG(st.st_mode):
+            return Change.GONE
+        if (st.st_dev, st.st_ino) != (self.dev, self.ino) and self.ino:
+            self._reset(st)
+            return Change.RESET
+        if st.st_size < self.offset:
+            self._reset(st)
+            return Change.RESET
+        if st.st_size == self.size and st.st_mtime_ns == self.mtime_ns:
+            return Change.SAME
+        if self.fingerprint and self._head() != self.fingerprint:
+            self._reset(st)
+            return Change.RESET
+        if not self.ino:
+            self.dev, self.ino = st.st_dev, st.st_ino
+        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+        return Change.GROWN if st.st_size > self.offset else Change.SAME
+
+    def _reset(self, st: os.stat_result) -> None:
+        self.dev, self.ino = st.st_dev, st.st_ino
+        self.offset = 0
+        self.fingerprint = b""
+        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+
+    def _head(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                return f.read(len(self.fingerprint))
+        except OSError:
+            return b""
+
+    def lines(self, chunk: int = CHUNK) -> Iterator[bytes]:
+        """Complete lines from the offset on, advancing the offset past each yielded chunk's lines.
+
+        A line longer than `chunk` is assembled whole (only one such line is held at a time); the
+        unterminated tail stays on disk for the next call.
+        """
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed in finally, generator lifetime
+        except OSError:
+            return
+        try:
+            f.seek(self.offset)
+            carry = b""
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    break
+                if carry:
+                    data = carry + data
+                    carry = b""
+                end = data.rfind(b"\n")
+                if end < 0:
+                    carry = data
+                    continue
+                block_start = self.offset
+                body = data[:end]
+                if block_start < FP_LEN and len(self.fingerprint) < FP_LEN:
+                    self._extend_fingerprint(data, block_start)
+                self.offset = block_start + end + 1
+                carry = data[end + 1 :]
+                yield from body.split(b"\n")
+        finally:
+            f.close()
+
+    def _extend_fingerprint(self, data: bytes, block_start: int) -> None:
+        if block_start == 0:
+            self.fingerprint = data[:FP_LEN]
+
+    def document_changed(self) -> Change:
+        """For files rewritten whole: any change of identity, size or mtime means re-read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return Change.GONE
+        if not stat.S_ISREG(st.st_mode):
+            return Change.GONE
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns,
+        ):
+            return Change.SAME
+        return Change.RESET
+
+    def read_all(self) -> bytes | None:
+        """The whole file (for documents rewritten in place); updates identity and size."""
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                data = f.read()
+        except OSError:
+            return None
+        self.dev, self.ino, self.size, self.mtime_ns = st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+        self.offset = len(data)
+        return data
+
+
+def open_cursor(path: Path) -> Cursor | None:
+    """A cursor at offset 0 for a regular file, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return Cursor(path=path, dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)

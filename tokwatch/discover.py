@@ -14,8 +14,15 @@ from pathlib import Path
 
 from tokwatch.agents import Agent, all_agents
 
-SUFFIXES = (".jsonl", ".json")
 SNIFF_BYTES = 4096
+
+
+def suffixes() -> tuple[str, ...]:
+    """Every file ending some agent reads (agents declare theirs)."""
+    out: list[str] = []
+    for a in all_agents():
+        out.extend(x for x in a.suffixes if x not in out)
+    return tuple(out)
 
 
 def default_roots(env: Mapping[str, str] | None = None, home: Path | None = None) -> list[Path]:
@@ -31,7 +38,7 @@ def default_roots(env: Mapping[str, str] | None = None, home: Path | None = None
 
 
 def is_candidate(path: Path) -> bool:
-    return path.name.endswith(SUFFIXES)
+    return path.name.endswith(suffixes())
 
 
 def detect(path: Path, head: bytes | None = None) -> Agent | None:
@@ -66,6 +73,7 @@ def walk(root: Path) -> Iterator[Path]:
         return
     if not stat.S_ISDIR(st.st_mode):
         return
+    ends = suffixes()
     stack = [str(root)]
     while stack:
         d = stack.pop()
@@ -79,7 +87,7 @@ def walk(root: Path) -> Iterator[Path]:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 # is_file() follows a symlink to a file; still refuse anything but a regular file
-                elif e.name.endswith(SUFFIXES) and e.is_file() and stat.S_ISREG(e.stat().st_mode):
+                elif e.name.endswith(ends) and e.is_file() and stat.S_ISREG(e.stat().st_mode):
                     yield Path(e.path)
             except OSError:
                 continue

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokwatch.agents import all_agents
 from tokwatch.agents.base import Agent, BadLine, LogParser
 from tokwatch.discover import default_roots, detect, is_candidate, walk
 from tokwatch.models import Turn
@@ -130,16 +131,16 @@ class Engine:
         if f.document:
             if not first and f.cursor.document_changed() is Change.SAME:
                 return []
-            data = f.cursor.read_all()
-            if data is None:
-                self._drop(path)
-                return []
             try:
-                return f.parser.parse_document(data)
+                turns = f.parser.read_changed(f.cursor)
             except (BadLine, RecursionError):
                 # Torn mid-rewrite or malformed: keep what we had, try again on the next change.
                 self._skip(path, f)
                 return []
+            if turns is None:
+                self._drop(path)
+                return []
+            return turns
         change = Change.GROWN if first else f.cursor.check()
         if change is Change.GONE:
             self._drop(path)
@@ -183,7 +184,18 @@ class Engine:
                         turns.extend(self._add(child))
             elif is_candidate(p) and self._in_scope(p):
                 turns.extend(self._add(p))
+            else:
+                main = self._companion(p)
+                if main is not None:
+                    turns.extend(self._read(main, first=True))
         return turns
+
+    def _companion(self, p: Path) -> Path | None:
+        for agent in all_agents():
+            main = agent.companion_of(p)
+            if main is not None and main in self.files:
+                return main
+        return None
 
     def rescan(self) -> list[Turn]:
         """The slow safety net: re-check every followed file and look for missed ones."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from tokwatch.models import Turn
+from tokwatch.tailer import Cursor
 
 
 class BadLine(ValueError):
@@ -33,6 +34,17 @@ class LogParser:
     def parse_document(self, data: bytes) -> list[Turn]:
         """Turn a whole rewritten-in-place document into all its turns (document agents only)."""
         raise NotImplementedError
+
+    def read_changed(self, cursor: Cursor) -> list[Turn] | None:
+        """Document agents: the turns after a change (None when the file is gone).
+
+        The default re-reads the whole file; an agent whose store is not a text document (a
+        SQLite database) overrides this to query only what changed.
+        """
+        data = cursor.read_all()
+        if data is None:
+            return None
+        return self.parse_document(data)
 
     def state(self) -> dict[str, object]:
         """Parser state worth persisting with a byte offset (so a warm start can resume mid-file)."""
@@ -57,6 +69,8 @@ class Agent:
     default_context_window: ClassVar[int] = 0
     #: Sniffing order among agents (lower first): generic sniffs should go last.
     sniff_priority: ClassVar[int] = 50
+    #: File name endings discovery should consider for this agent.
+    suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".json")
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         """The folders to watch when the user names no paths (they may not exist yet)."""
@@ -69,6 +83,10 @@ class Agent:
     def sniff(self, head: bytes) -> bool:
         """True when the first bytes of a file look like this agent's log (fallback to owns_path)."""
         return False
+
+    def companion_of(self, path: Path) -> Path | None:
+        """A file whose change means a followed file changed (e.g. a SQLite `-wal` -> its database)."""
+        return None
 
     def is_document(self, path: Path) -> bool:
         return self.mode == "document"

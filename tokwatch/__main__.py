@@ -1,0 +1,3 @@
+from tokwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Command line: `tokwatch [PATHS]` (dashboard), `export`, `watch --jsonl`, `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from tokwatch import __version__
+from tokwatch.config import Config, ConfigError, load_config
+from tokwatch.engine import Engine
+from tokwatch.models import Session, SessionTotals, Turn, TurnEvent, TurnNumbers, iso
+from tokwatch.pricing import Pricer
+from tokwatch.store import Store
+
+COMMANDS = ("export", "watch", "demo", "dashboard")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", type=Path, help="log files or folders (default: every agent's home)")
+    p.add_argument("--config", type=Path, help="config file (default: ~/.config/tokwatch/config.toml)")
+    p.add_argument(
+        "--force-polling", action="store_true", help="poll instead of OS events (network drives, WSL)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokwatch", description="Live token usage and cost of AI coding agents.")
+    p.add_argument("--version", action="version", version=f"tokwatch {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    d = sub.add_parser("dashboard", help="the live dashboard (the default command)")
+    _common(d)
+    d.add_argument("--export-dir", type=Path, help="where `e` writes CSV snapshots (default: .)")
+    d.add_argument("--demo", action="store_true", help="replay the bundled sample sessions")
+
+    e = sub.add_parser("export", help="a snapshot of all sessions, one row per (session, model)")
+    _common(e)
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("-o", "--output", type=Path, help="file to write (atomically); default stdout")
+
+    w = sub.add_parser("watch", help="headless live mode: one JSON line per turn")
+    _common(w)
+    w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format for now)")
+
+    m = sub.add_parser("demo", help="the dashboard on sample sessions replayed live")
+    m.add_argument("--export-dir", type=Path)
+    m.add_argument("--config", type=Path)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "dashboard")
+    args = build_parser().parse_args(args_list)
+    try:
+        config = load_config(args.config) if getattr(args, "config", None) else load_config()
+    except ConfigError as e:
+        print(f"tokwatch: {e}", file=sys.stderr)
+        return 2
+    if getattr(args, "force_polling", False):
+        config.force_polling = True
+    if args.command == "export":
+        return cmd_export(args, config)
+    if args.command == "watch":
+        return cmd_watch(args, config)
+    return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
+
+
+def make_engine(paths: Sequence[Path] | None, config: Config) -> Engine:
+    store = Store(Pricer(config))
+    return Engine(
+        store,
+        list(paths) if paths else None,
+        debounce_ms=config.debounce_ms,
+        step_ms=config.step_ms,
+        force_polling=config.force_polling,
+    )
+
+
+def report_skips(engine: Engine) -> None:
+    if engine.skips.lines:
+        print(
+            f"tokwatch: skipped {engine.skips.lines} malformed lines in {engine.skips.files} files",
+            file=sys.stderr,
+        )
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from tokwatch import export
+
+    engine = make_engine(args.paths, config)
+    engine.backfill()
+    text = export.render(export.rows(engine.store), args.format)
+    report_skips(engine)
+    if args.output:
+        try:
+            export.write_atomic(args.output, text)
+        except OSError as e:
+            print(f"tokwatch: cannot write {args.output}: {e}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return 0
+
+
+def turn_event(store: Store, t: Turn) -> TurnEvent:
+    s: Session = store.sessions[(t.agent, t.session_id)]
+    cost = store.cost_pico(t)
+    tot = s.totals
+    return TurnEvent(
+        agent=t.agent,
+        session_id=t.session_id,
+        project=s.project,
+        turn_id=f"{t.agent}:{t.session_id}:{t.turn_id}",
+        model=t.model,
+        timestamp=iso(t.timestamp),
+        tokens=TurnNumbers(
+            input=t.input,
+            cache_read=t.cache_read,
+            cache_write=t.cache_write,
+            cache_write_1h=t.cache_write_1h,
+            output=t.output,
+            reasoning=t.reasoning,
+            total=t.total,
+            context=t.context,
+        ),
+        cost_usd=None if cost is None else cost / 1e12,
+        session=SessionTotals(
+            turns=tot.turns,
+            input=tot.input,
+            cache_read=tot.cache_read,
+            cache_write=tot.cache_write,
+            output=tot.output,
+            reasoning=tot.reasoning,
+            total=tot.total,
+            cost_usd=tot.cost_usd,
+            context_tokens=s.context_used,
+            context_window=s.context_window,
+        ),
+    )
+
+
+def cmd_watch(args: argparse.Namespace, config: Config) -> int:
+    engine = make_engine(args.paths, config)
+    store = engine.store
+    engine.backfill()
+    out = sys.stdout
+
+    def emit(obj: dict[str, object]) -> None:
+        out.write(orjson.dumps(obj).decode() + "\n")
+        out.flush()
+
+    totals = store.totals()
+    emit(
+        {
+            "event": "ready",
+            "sessions": len(store.sessions),
+            "files": len(engine.files),
+            "turns": totals.turns,
+            "skipped_lines": engine.skips.lines,
+            "roots": [str(r) for r in engine.roots],
+        }
+    )
+
+    def on_turns(turns: list[Turn]) -> None:
+        changes = store.apply(turns)
+        for t in changes.turns:
+            emit(turn_event(store, t).model_dump())
+
+    stop = threading.Event()
+    try:
+        engine.follow(stop, on_turns)
+    except KeyboardInterrupt:
+        stop.set()
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace, config: Config, demo: bool) -> int:
+    from tokwatch.discover import default_roots, discover
+
+    paths: list[Path] = list(getattr(args, "paths", []) or [])
+    export_dir = getattr(args, "export_dir", None) or (
+        Path(config.export_dir) if config.export_dir else Path.cwd()
+    )
+    replayer = None
+    stop = threading.Event()
+    if not demo and not paths and next(discover(default_roots()), None) is None:
+        print("tokwatch: no agent logs found; starting the demo (tokwatch demo)", file=sys.stderr)
+        demo = True
+    if demo:
+        import tempfile
+
+        from tokwatch.demo import DemoReplayer
+
+        tmp = tempfile.TemporaryDirectory(prefix="tokwatch-demo-")
+        replayer = DemoReplayer(Path(tmp.name))
+        paths = replayer.prepare()
+        threading.Thread(target=replayer.run, args=(stop,), daemon=True, name="tokwatch-demo").start()
+    engine = make_engine(paths or None, config)
+    from tokwatch.ui.app import TokwatchApp
+
+    app = TokwatchApp(engine, config=config, export_dir=export_dir, demo=demo)
+    try:
+        app.run()
+    finally:
+        stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

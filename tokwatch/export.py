@@ -1,0 +1,113 @@
+"""Snapshots of the store as rows: CSV or JSON, one row per (session, model), written atomically.
+
+Text from logs is data: a CSV cell starting with = + - @ tab or CR is prefixed with `'` so a
+spreadsheet never runs it as a formula.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from tokwatch.models import ExportRow, Session, iso
+from tokwatch.store import Store
+
+COLUMNS = list(ExportRow.model_fields)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def session_rows(s: Session) -> list[ExportRow]:
+    rows = []
+    for model in sorted(s.by_model):
+        t = s.by_model[model]
+        rows.append(
+            ExportRow(
+                agent=s.agent,
+                session_id=s.session_id,
+                project=s.project,
+                model=model,
+                turns=t.turns,
+                input_tokens=t.input,
+                cache_read_tokens=t.cache_read,
+                cache_write_tokens=t.cache_write,
+                output_tokens=t.output,
+                reasoning_tokens=t.reasoning,
+                total_tokens=t.total,
+                cost_usd=None if t.cost_usd is None else round(t.cost_usd, 9),
+                first_seen=iso(s.first_seen),
+                last_seen=iso(s.last_seen),
+                context_tokens=s.context_used,
+                context_window=s.context_window,
+            )
+        )
+    return rows
+
+
+def rows(store: Store) -> list[ExportRow]:
+    with store.lock:
+        sessions = sorted(store.sessions.values(), key=lambda s: (s.first_seen, s.agent, s.session_id))
+        return [r for s in sessions for r in session_rows(s)]
+
+
+def guard_cell(value: str) -> str:
+    """Neutralize spreadsheet formula injection in a text cell."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _cost_text(v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:.9f}".rstrip("0").rstrip(".") or "0"
+
+
+def to_csv(items: Iterable[ExportRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in items:
+        out = []
+        for col in COLUMNS:
+            v = getattr(r, col)
+            if col == "cost_usd":
+                out.append(_cost_text(v))
+            elif isinstance(v, str):
+                out.append(guard_cell(v))
+            else:
+                out.append(v)
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def to_json(items: Iterable[ExportRow]) -> str:
+    return orjson.dumps([r.model_dump() for r in items], option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def render(items: Iterable[ExportRow], fmt: str) -> str:
+    return to_json(items) if fmt == "json" else to_csv(items)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A reader (or a crash, or a full disk) never sees a half-written snapshot; on error the
+    temporary file is removed and the old file is left untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""The Textual dashboard: reads the store, reacts to its messages."""

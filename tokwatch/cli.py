@@ -11,13 +11,14 @@ from pathlib import Path
 import orjson
 
 from tokwatch import __version__
+from tokwatch.cache import Cache
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.engine import Engine
 from tokwatch.models import Session, SessionTotals, Turn, TurnEvent, TurnNumbers, iso
 from tokwatch.pricing import Pricer
 from tokwatch.store import Store
 
-COMMANDS = ("export", "watch", "demo", "dashboard")
+COMMANDS = ("export", "watch", "demo", "dashboard", "cache")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -26,6 +27,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force-polling", action="store_true", help="poll instead of OS events (network drives, WSL)"
     )
+    p.add_argument("--no-cache", action="store_true", help="read every log from the start; skip the cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(w)
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format for now)")
 
+    c = sub.add_parser("cache", help="inspect or clean the cache of already-read logs")
+    c.add_argument("--prune", action="store_true", help="forget logs that were deleted (archived sessions)")
+    c.add_argument("--clear", action="store_true", help="delete the whole cache")
+
     m = sub.add_parser("demo", help="the dashboard on sample sessions replayed live")
     m.add_argument("--export-dir", type=Path)
     m.add_argument("--config", type=Path)
@@ -65,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if getattr(args, "force_polling", False):
         config.force_polling = True
+    if args.command == "cache":
+        return cmd_cache(args)
     if args.command == "export":
         return cmd_export(args, config)
     if args.command == "watch":
@@ -72,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
 
 
-def make_engine(paths: Sequence[Path] | None, config: Config) -> Engine:
+def make_engine(paths: Sequence[Path] | None, config: Config, use_cache: bool = True) -> Engine:
     store = Store(Pricer(config))
     return Engine(
         store,
@@ -80,7 +88,25 @@ def make_engine(paths: Sequence[Path] | None, config: Config) -> Engine:
         debounce_ms=config.debounce_ms,
         step_ms=config.step_ms,
         force_polling=config.force_polling,
+        cache=Cache() if use_cache else None,
     )
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = Cache()
+    if args.clear:
+        cache.clear()
+        print(f"cleared {cache.path}")
+        return 0
+    if args.prune:
+        n = cache.prune()
+        print(f"pruned {n} deleted log(s) from {cache.path}")
+        return 0
+    entries = cache.load()
+    gone = sum(1 for p in entries if not Path(p).exists())
+    turns = sum(len(e.turns) for e in entries.values())
+    print(f"{cache.path}: {len(entries)} files ({gone} deleted, kept as archived), {turns} turns")
+    return 0
 
 
 def report_skips(engine: Engine) -> None:
@@ -94,7 +120,7 @@ def report_skips(engine: Engine) -> None:
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from tokwatch import export
 
-    engine = make_engine(args.paths, config)
+    engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
     text = export.render(export.rows(engine.store), args.format)
     report_skips(engine)
@@ -148,7 +174,7 @@ def turn_event(store: Store, t: Turn) -> TurnEvent:
 
 
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
-    engine = make_engine(args.paths, config)
+    engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     store = engine.store
     engine.backfill()
     out = sys.stdout
@@ -181,6 +207,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
         stop.set()
     except BrokenPipeError:
         return 0
+    finally:
+        engine.save_cache()
     return 0
 
 
@@ -205,7 +233,7 @@ def cmd_dashboard(args: argparse.Namespace, config: Config, demo: bool) -> int:
         replayer = DemoReplayer(Path(tmp.name))
         paths = replayer.prepare()
         threading.Thread(target=replayer.run, args=(stop,), daemon=True, name="tokwatch-demo").start()
-    engine = make_engine(paths or None, config)
+    engine = make_engine(paths or None, config, use_cache=not demo and not getattr(args, "no_cache", False))
     from tokwatch.ui.app import TokwatchApp
 
     app = TokwatchApp(engine, config=config, export_dir=export_dir, demo=demo)

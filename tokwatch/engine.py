@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokwatch.agents import all_agents
+from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import Agent, BadLine, LogParser
+from tokwatch.cache import Cache, Entry
 from tokwatch.discover import default_roots, detect, is_candidate, walk
 from tokwatch.models import Turn
 from tokwatch.store import Changes, Store
@@ -26,6 +27,7 @@ from tokwatch.tailer import Change, Cursor, open_cursor
 log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 30.0
+CACHE_SAVE_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -37,6 +39,14 @@ class Followed:
     parser: LogParser
     document: bool
     skipped: int = 0
+    #: This file's turns by id, merged as the store merges them: what the cache remembers.
+    turns: dict[str, Turn] = field(default_factory=dict)
+
+    def record(self, turns: list[Turn]) -> None:
+        mine = self.turns
+        for t in turns:
+            old = mine.get(t.turn_id)
+            mine[t.turn_id] = old.merged(t) if old is not None else t
 
 
 @dataclass(slots=True)
@@ -71,6 +81,7 @@ class Engine:
         debounce_ms: int = 50,
         step_ms: int = 20,
         force_polling: bool = False,
+        cache: Cache | None = None,
     ) -> None:
         self.store = store
         self.explicit = bool(paths)
@@ -83,6 +94,11 @@ class Engine:
         self.step_ms = step_ms
         self.force_polling = force_polling
         self.ready = threading.Event()
+        self.cache = cache
+        self._cached: dict[str, Entry] = {}  # loaded entries not (yet) followed: other roots, deleted logs
+        self.archived_files = 0
+        self._dirty = False
+        self._saved_at = time.monotonic()
 
     # ---------------------------------------------------------------- reading
     def backfill(self, progress: Callable[[Progress], None] | None = None) -> Changes:
@@ -97,8 +113,12 @@ class Engine:
         prog = Progress(files_total=len(found), bytes_total=sum(sizes))
         changes = Changes()
         last_report = 0.0
+        self._cached = self.cache.load() if self.cache else {}
         for path, size in zip(found, sizes, strict=True):
-            turns = self._add(path)
+            entry = self._cached.pop(str(path), None)
+            turns = self._resume(path, entry) if entry else None
+            if turns is None:
+                turns = self._add(path)
             if turns:
                 changes.merge(self.store.apply(turns))
             prog.files_done += 1
@@ -107,8 +127,73 @@ class Engine:
             if progress and (now - last_report > 0.1 or prog.files_done == prog.files_total):
                 last_report = now
                 progress(prog)
+        changes.merge(self._archived())
+        if self.cache:
+            self.save_cache()
         self.ready.set()
         return changes
+
+    def _resume(self, path: Path, e: Entry) -> list[Turn] | None:
+        """Follow `path` from a cache entry: its cached turns plus whatever was appended since.
+
+        None when the entry cannot be trusted (another agent, another file at that path, a
+        shorter file, another first-bytes fingerprint): the caller then reads the file from 0.
+        """
+        agent = get_agent(e.agent)
+        cursor = open_cursor(path)
+        if agent is None or cursor is None or (cursor.dev, cursor.ino) != (e.dev, e.ino):
+            return None
+        if cursor.size < e.offset:
+            return None
+        cursor.offset, cursor.fingerprint = e.offset, e.fingerprint
+        if e.fingerprint and cursor._head() != e.fingerprint:
+            return None
+        cursor.size, cursor.mtime_ns = e.size, e.mtime_ns
+        parser = agent.parser(path)
+        parser.restore(e.state)
+        f = Followed(agent=agent, cursor=cursor, parser=parser, document=agent.is_document(path))
+        f.turns = {t.turn_id: t for t in e.turns}
+        self.files[path] = f
+        return list(e.turns) + self._read(path)
+
+    def _archived(self) -> Changes:
+        """Turns of cached logs that were deleted since: still billed, so still counted."""
+        turns: list[Turn] = []
+        for p, e in self._cached.items():
+            path = Path(p)
+            if self._in_scope(path) and not path.exists():
+                turns.extend(e.turns)
+                self.archived_files += 1
+        if not turns:
+            return Changes()
+        changes = self.store.apply(turns)
+        live = {(f.agent.name, t.session_id) for f in self.files.values() for t in f.turns.values()}
+        with self.store.lock:
+            for key in changes.sessions:
+                if key not in live:
+                    self.store.sessions[key].archived = True
+        return changes
+
+    def cache_entries(self) -> dict[str, Entry]:
+        out = dict(self._cached)
+        for path, f in self.files.items():
+            c = f.cursor
+            out[str(path)] = Entry(
+                agent=f.agent.name,
+                dev=c.dev,
+                ino=c.ino,
+                size=c.size,
+                mtime_ns=c.mtime_ns,
+                offset=c.offset,
+                fingerprint=c.fingerprint,
+                state=f.parser.state(),
+                turns=list(f.turns.values()),
+            )
+        return out
+
+    def save_cache(self) -> None:
+        if self.cache:
+            self.cache.save(self.cache_entries())
 
     def _add(self, path: Path) -> list[Turn]:
         """Start following a new file if an agent claims it; its turns so far."""
@@ -125,6 +210,13 @@ class Engine:
         return self._read(path, first=True)
 
     def _read(self, path: Path, first: bool = False) -> list[Turn]:
+        turns = self._read_raw(path, first)
+        f = self.files.get(path)
+        if turns and f is not None:
+            f.record(turns)
+        return turns
+
+    def _read_raw(self, path: Path, first: bool) -> list[Turn]:
         f = self.files.get(path)
         if f is None:
             return []
@@ -149,6 +241,7 @@ class Engine:
             return []
         if change is Change.RESET:
             f.parser = f.agent.parser(path)
+            f.turns.clear()
         return self._lines(path, f)
 
     def _lines(self, path: Path, f: Followed) -> list[Turn]:
@@ -256,6 +349,10 @@ class Engine:
                         turns.extend(self.rescan())
                     if turns:
                         on_turns(turns)
+                        self._dirty = True
+                    if self._dirty and now - self._saved_at > CACHE_SAVE_SECONDS:
+                        self._saved_at, self._dirty = now, False
+                        self.save_cache()
                     if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
                         turns = self.rescan()
                         if turns:

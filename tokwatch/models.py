@@ -46,6 +46,36 @@ class Turn:
     def total(self) -> int:
         return self.input + self.cache_read + self.cache_write + self.output
 
+    def merged(self, new: Turn) -> Turn:
+        """`new` seen after `self` under the same id: max-merge for streaming duplicates, else `new`."""
+        if not new.merge_max:
+            return new
+        return Turn(
+            agent=new.agent,
+            session_id=new.session_id,
+            turn_id=new.turn_id,
+            model=new.model,
+            timestamp=self.timestamp if self.timestamp and self.timestamp < new.timestamp else new.timestamp,
+            input=max(self.input, new.input),
+            cache_read=max(self.cache_read, new.cache_read),
+            cache_write=max(self.cache_write, new.cache_write),
+            cache_write_1h=max(self.cache_write_1h, new.cache_write_1h),
+            output=max(self.output, new.output),
+            reasoning=max(self.reasoning, new.reasoning),
+            project=new.project or self.project,
+            sidechain=self.sidechain and new.sidechain,  # a main-chain copy makes it main-chain
+            context_window=new.context_window or self.context_window,
+            merge_max=True,
+        )
+
+    def to_row(self) -> list[object]:
+        """Compact form for the on-disk cache (field order = `FIELDS`)."""
+        return [getattr(self, f) for f in TURN_FIELDS]
+
+    @classmethod
+    def from_row(cls, row: list[object]) -> Turn:
+        return cls(*row)  # type: ignore[arg-type]
+
     def same_numbers(self, other: Turn) -> bool:
         return (
             self.input == other.input
@@ -56,6 +86,9 @@ class Turn:
             and self.reasoning == other.reasoning
             and self.model == other.model
         )
+
+
+TURN_FIELDS = tuple(Turn.__dataclass_fields__)
 
 
 @dataclass(slots=True)
@@ -119,6 +152,8 @@ class Session:
     recent: list[int] = field(default_factory=list)  # tokens per turn, newest last (sparkline)
     recent_ts: list[float] = field(default_factory=list)
     recent_cost: list[int | None] = field(default_factory=list)
+    #: True when every log file of the session is gone (agent cleanup); totals come from the cache.
+    archived: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

@@ -33,27 +33,6 @@ class Changes:
         self.sessions |= other.sessions
 
 
-def _max_merge(old: Turn, new: Turn) -> Turn:
-    """Streaming duplicates: keep the largest of each number (the last line carries real output)."""
-    return Turn(
-        agent=new.agent,
-        session_id=new.session_id,
-        turn_id=new.turn_id,
-        model=new.model,
-        timestamp=old.timestamp if old.timestamp and old.timestamp < new.timestamp else new.timestamp,
-        input=max(old.input, new.input),
-        cache_read=max(old.cache_read, new.cache_read),
-        cache_write=max(old.cache_write, new.cache_write),
-        cache_write_1h=max(old.cache_write_1h, new.cache_write_1h),
-        output=max(old.output, new.output),
-        reasoning=max(old.reasoning, new.reasoning),
-        project=new.project or old.project,
-        sidechain=old.sidechain and new.sidechain,  # a main-chain copy makes it main-chain
-        context_window=new.context_window or old.context_window,
-        merge_max=True,
-    )
-
-
 class Store:
     def __init__(self, pricer: Pricer | None = None) -> None:
         self.pricer = pricer or Pricer()
@@ -93,8 +72,7 @@ class Store:
         prev = turns.get(t.turn_id)
         if prev is not None:
             old, old_cost = prev
-            if t.merge_max:
-                t = _max_merge(old, t)
+            t = old.merged(t)
             if t.same_numbers(old) and t.sidechain == old.sidechain:
                 return None
             self._account(s, old, old_cost, -1)

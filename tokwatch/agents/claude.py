@@ -31,6 +31,12 @@ class ClaudeParser(LogParser):
         proj_dir = path.parents[2] if self.subagent else path.parent
         self.project = proj_dir.name
 
+    def state(self) -> dict[str, object]:
+        return {"project": self.project}
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        self.project = str(state.get("project") or self.project)
+
     def feed(self, line: bytes) -> list[Turn]:
         if b'"assistant"' not in line:
             return []

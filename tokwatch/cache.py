@@ -44,6 +44,7 @@ class Entry:
     mtime_ns: int
     offset: int
     fingerprint: bytes
+    tail: bytes
     state: dict[str, object] = field(default_factory=dict)
     turns: list[Turn] = field(default_factory=list)
 
@@ -56,6 +57,7 @@ class Entry:
             "mtime_ns": self.mtime_ns,
             "offset": self.offset,
             "fingerprint": self.fingerprint.hex(),
+            "tail": self.tail.hex(),
             "state": self.state,
             "turns": [t.to_row() for t in self.turns],
         }
@@ -72,6 +74,7 @@ class Entry:
             mtime_ns=int(d["mtime_ns"]),  # type: ignore[call-overload]
             offset=int(d["offset"]),  # type: ignore[call-overload]
             fingerprint=bytes.fromhex(str(d["fingerprint"])),
+            tail=bytes.fromhex(str(d["tail"])),
             state=dict(d.get("state") or {}),  # type: ignore[call-overload]
             turns=[Turn(*r) for r in rows],
         )

@@ -145,8 +145,8 @@ class Engine:
             return None
         if cursor.size < e.offset:
             return None
-        cursor.offset, cursor.fingerprint = e.offset, e.fingerprint
-        if e.fingerprint and cursor._head() != e.fingerprint:
+        cursor.offset, cursor.fingerprint, cursor.tail = e.offset, e.fingerprint, e.tail
+        if not cursor.same_content():
             return None
         cursor.size, cursor.mtime_ns = e.size, e.mtime_ns
         parser = agent.parser(path)
@@ -186,6 +186,7 @@ class Engine:
                 mtime_ns=c.mtime_ns,
                 offset=c.offset,
                 fingerprint=c.fingerprint,
+                tail=c.tail,
                 state=f.parser.state(),
                 turns=list(f.turns.values()),
             )

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-FP_LEN = 64
+FP_LEN = 1024  # JSONL lines share their first keys: 1 KiB reaches ids and timestamps
+TAIL_LEN = 64
 CHUNK = 1 << 20
 
 
@@ -35,6 +36,7 @@ class Cursor:
     size: int = 0
     mtime_ns: int = 0
     fingerprint: bytes = b""
+    tail: bytes = b""  # the bytes just before `offset`: a rewrite in place changes them
 
     def check(self) -> Change:
         """What happened to the file since the last read; a `stat` and at most a 64-byte read."""
@@ -52,7 +54,7 @@ class Cursor:
             return Change.RESET
         if st.st_size == self.size and st.st_mtime_ns == self.mtime_ns:
             return Change.SAME
-        if self.fingerprint and self._head() != self.fingerprint:
+        if not self.same_content():
             self._reset(st)
             return Change.RESET
         if not self.ino:
@@ -64,14 +66,23 @@ class Cursor:
         self.dev, self.ino = st.st_dev, st.st_ino
         self.offset = 0
         self.fingerprint = b""
+        self.tail = b""
         self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
 
-    def _head(self) -> bytes:
+    def same_content(self) -> bool:
+        """Do the first bytes and the bytes before the offset still read as we left them?"""
+        if not self.fingerprint and not self.tail:
+            return True
         try:
             with open(self.path, "rb") as f:
-                return f.read(len(self.fingerprint))
+                if f.read(len(self.fingerprint)) != self.fingerprint:
+                    return False
+                if self.tail:
+                    f.seek(self.offset - len(self.tail))
+                    return f.read(len(self.tail)) == self.tail
         except OSError:
-            return b""
+            return False
+        return True
 
     def lines(self, chunk: int = CHUNK) -> Iterator[bytes]:
         """Complete lines from the offset on, advancing the offset past each yielded chunk's lines.
@@ -102,6 +113,7 @@ class Cursor:
                 if block_start < FP_LEN and len(self.fingerprint) < FP_LEN:
                     self._extend_fingerprint(data, block_start)
                 self.offset = block_start + end + 1
+                self.tail = data[max(0, end + 1 - TAIL_LEN) : end + 1]
                 carry = data[end + 1 :]
                 yield from body.split(b"\n")
         finally:
@@ -140,6 +152,8 @@ class Cursor:
             return None
         self.dev, self.ino, self.size, self.mtime_ns = st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
         self.offset = len(data)
+        self.fingerprint = data[:FP_LEN]
+        self.tail = data[-TAIL_LEN:]
         return data
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from tokwatch.agents import Agent, all_agents
+from tokwatch.tailer import open_regular
 
 SNIFF_BYTES = 4096
 
@@ -48,10 +49,11 @@ def detect(path: Path, head: bytes | None = None) -> Agent | None:
         if agent.owns_path(path):
             return agent
     if head is None:
+        f = open_regular(path)
+        if f is None:
+            return None
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            with open(path, "rb") as f:
+            with f:
                 head = f.read(SNIFF_BYTES)
         except OSError:
             return None

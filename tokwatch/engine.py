@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokwatch.agents import all_agents, get_agent
-from tokwatch.agents.base import Agent, BadLine, LogParser
+from tokwatch.agents.base import Agent, LogParser
 from tokwatch.cache import Cache, Entry
 from tokwatch.discover import default_roots, detect, is_candidate, walk
 from tokwatch.models import Turn
@@ -226,10 +226,15 @@ class Engine:
                 return []
             try:
                 turns = f.parser.read_changed(f.cursor)
-            except (BadLine, RecursionError):
+            except Exception:
                 # Torn mid-rewrite or malformed: keep what we had, try again on the next change.
-                self._skip(path, f)
+                # A document counts as one skipped record while it stays unreadable.
+                f.skipped = 1
+                self.skips.by_file[path] = 1
                 return []
+            if f.skipped:
+                f.skipped = 0
+                self.skips.by_file.pop(path, None)
             if turns is None:
                 self._drop(path)
                 return []
@@ -249,18 +254,24 @@ class Engine:
         needles = f.agent.needles
         feed = f.parser.feed
         out: list[Turn] = []
+        bad = 0
         for line in f.cursor.lines():
             if not line or (needles and not any(n in line for n in needles)):
+                # Cheap byte-level sanity check for lines we never parse: a JSONL record is an
+                # object, so anything not shaped like one is counted as malformed.
+                if line and not (line.lstrip()[:1] == b"{" and line.rstrip()[-1:] == b"}"):
+                    bad += 1
                 continue
             try:
                 out.extend(feed(line))
-            except (BadLine, RecursionError, ValueError, TypeError):
-                self._skip(path, f)
+            except Exception:
+                bad += 1
+        bad += f.cursor.oversized
+        f.cursor.oversized = 0
+        if bad:
+            f.skipped += bad
+            self.skips.by_file[path] = f.skipped
         return out
-
-    def _skip(self, path: Path, f: Followed) -> None:
-        f.skipped += 1
-        self.skips.by_file[path] = f.skipped
 
     def _drop(self, path: Path) -> None:
         """The file is gone: stop following it; its turns stay counted (they were billed)."""
@@ -328,6 +339,12 @@ class Engine:
                     on_turns(turns)
                 continue
             missing = [r for r in self.roots if not r.exists()]
+            # Anything created between the last read and the watcher's start raised no event:
+            # look now, and once more at the first wake-up (the watcher is running by then).
+            fresh = True
+            turns = self.rescan()
+            if turns:
+                on_turns(turns)
             try:
                 for events in watchfiles.watch(
                     *watched,
@@ -340,12 +357,13 @@ class Engine:
                     ignore_permission_denied=True,
                     raise_interrupt=False,
                 ):
-                    turns: list[Turn] = []
+                    turns = []
                     if events:
                         paths = sorted({Path(p) for _, p in events})
                         turns = self.refresh(paths)
                     now = time.monotonic()
-                    if now - last_rescan > RESCAN_SECONDS:
+                    if fresh or now - last_rescan > RESCAN_SECONDS:
+                        fresh = False
                         last_rescan = now
                         turns.extend(self.rescan())
                     if turns:

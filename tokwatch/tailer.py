@@ -14,10 +14,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 FP_LEN = 1024  # JSONL lines share their first keys: 1 KiB reaches ids and timestamps
 TAIL_LEN = 64
 CHUNK = 1 << 20
+MAX_LINE = 256 << 20  # a line longer than this is not a log record we can afford to parse
+
+
+def open_regular(path: Path) -> BinaryIO | None:
+    """Open for reading only if it is a regular file: never blocks on a FIFO swapped in by a race."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb")
+    except OSError:
+        os.close(fd)
+        return None
 
 
 class Change(Enum):
@@ -37,6 +55,7 @@ class Cursor:
     mtime_ns: int = 0
     fingerprint: bytes = b""
     tail: bytes = b""  # the bytes just before `offset`: a rewrite in place changes them
+    oversized: int = 0  # lines passed over for being longer than MAX_LINE
 
     def check(self) -> Change:
         """What happened to the file since the last read; a `stat` and at most a 64-byte read."""
@@ -73,8 +92,11 @@ class Cursor:
         """Do the first bytes and the bytes before the offset still read as we left them?"""
         if not self.fingerprint and not self.tail:
             return True
+        f = open_regular(self.path)
+        if f is None:
+            return False
         try:
-            with open(self.path, "rb") as f:
+            with f:
                 if f.read(len(self.fingerprint)) != self.fingerprint:
                     return False
                 if self.tail:
@@ -85,43 +107,57 @@ class Cursor:
         return True
 
     def lines(self, chunk: int = CHUNK) -> Iterator[bytes]:
-        """Complete lines from the offset on, advancing the offset past each yielded chunk's lines.
+        """Complete lines from the offset on, advancing the offset past each chunk's lines.
 
-        A line longer than `chunk` is assembled whole (only one such line is held at a time); the
+        A line longer than `chunk` is assembled from its pieces (one such line held at a time, no
+        quadratic copying); one longer than MAX_LINE is passed over, counted in `oversized`. The
         unterminated tail stays on disk for the next call.
         """
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed in finally, generator lifetime
-        except OSError:
+        f = open_regular(self.path)
+        if f is None:
             return
-        try:
+        with f:
             f.seek(self.offset)
-            carry = b""
+            parts: list[bytes] = []  # pieces of a line longer than a chunk
+            pending = 0
+            dropping = False
             while True:
                 data = f.read(chunk)
                 if not data:
                     break
-                if carry:
-                    data = carry + data
-                    carry = b""
                 end = data.rfind(b"\n")
                 if end < 0:
-                    carry = data
+                    pending += len(data)
+                    if pending > MAX_LINE:
+                        dropping, parts = True, []
+                    elif not dropping:
+                        parts.append(data)
                     continue
                 block_start = self.offset
-                body = data[:end]
-                if block_start < FP_LEN and len(self.fingerprint) < FP_LEN:
-                    self._extend_fingerprint(data, block_start)
+                if dropping:
+                    # skip the rest of the over-long line, keep what follows its newline
+                    first_nl = data.find(b"\n")
+                    self.oversized += 1
+                    dropping, parts = False, []
+                    block_start += pending + first_nl + 1
+                    data, end, pending = data[first_nl + 1 :], end - first_nl - 1, 0
+                    self.offset = block_start
+                    if end < 0:
+                        parts, pending = [data], len(data)
+                        continue
+                elif parts:
+                    parts.append(data)
+                    data = b"".join(parts)
+                    end += pending
+                    parts, pending = [], 0
+                if block_start == 0 and len(self.fingerprint) < FP_LEN:
+                    self.fingerprint = data[:FP_LEN]
                 self.offset = block_start + end + 1
                 self.tail = data[max(0, end + 1 - TAIL_LEN) : end + 1]
-                carry = data[end + 1 :]
-                yield from body.split(b"\n")
-        finally:
-            f.close()
-
-    def _extend_fingerprint(self, data: bytes, block_start: int) -> None:
-        if block_start == 0:
-            self.fingerprint = data[:FP_LEN]
+                rest = data[end + 1 :]
+                if rest:
+                    parts, pending = [rest], len(rest)
+                yield from data[:end].split(b"\n")
 
     def document_changed(self) -> Change:
         """For files rewritten whole: any change of identity, size or mtime means re-read."""
@@ -142,11 +178,12 @@ class Cursor:
 
     def read_all(self) -> bytes | None:
         """The whole file (for documents rewritten in place); updates identity and size."""
+        f = open_regular(self.path)
+        if f is None:
+            return None
         try:
-            with open(self.path, "rb") as f:
+            with f:
                 st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    return None
                 data = f.read()
         except OSError:
             return None

@@ -134,7 +134,9 @@ def test_corrupt_cache_is_discarded_and_rebuilt(logs: Path, tmp_path: Path) -> N
     warm, _ = _export(logs, cache)
     assert warm == cold
     assert cache.load()  # rebuilt
-    cache.path.write_bytes(b'{"version": 1, "fields": [], "files": {"a": {"turns": [[1]]}}}')
+    cache.path.write_bytes(
+        b'{"version": %d, "fields": [], "files": {"a": {"turns": [[1]]}}}' % cache_mod.CACHE_VERSION
+    )
     assert cache.load() == {}
 
 

@@ -23,7 +23,7 @@ import orjson
 from tokwatch.models import TURN_FIELDS, Turn
 
 #: Bump when the format or any normalizer's output changes: old caches are then rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 FILE_NAME = "cache.json"
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 30.0
 CACHE_SAVE_SECONDS = 300.0
+HEARTBEAT_MS = 2000  # idle wake-up: missing roots, safety rescan, cache save
 
 
 @dataclass(slots=True)
@@ -324,14 +325,36 @@ class Engine:
                 out.append(target)
         return out
 
-    def follow(self, stop: threading.Event, on_turns: Callable[[list[Turn]], None]) -> None:
-        """Block until `stop`, calling `on_turns` with each batch of new or updated turns."""
-        import watchfiles
+    def follow(
+        self,
+        stop: threading.Event,
+        on_turns: Callable[[list[Turn]], None],
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        """Block until `stop`, calling `on_turns` with each batch of new or updated turns.
 
+        `on_started` is called once the OS watches exist and a rescan has closed the window between
+        backfill and watching: from then on, no write is missed or reported late.
+        """
+        # RustNotify is what watchfiles.watch() wraps; used directly so the watches are known to
+        # exist before we rescan and announce readiness (watch() only creates them on first next()).
+        from watchfiles._rust_notify import RustNotify
+
+        force_polling = self.force_polling or os.environ.get("WATCHFILES_FORCE_POLLING", "") not in ("", "0")
         last_rescan = time.monotonic()
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                if on_started:
+                    on_started()
+
         while not stop.is_set():
             watched = self._watch_set()
             if not watched:
+                start()
                 if stop.wait(2.0):
                     return
                 turns = self.rescan()
@@ -339,45 +362,32 @@ class Engine:
                     on_turns(turns)
                 continue
             missing = [r for r in self.roots if not r.exists()]
-            # Anything created between the last read and the watcher's start raised no event:
-            # look now, and once more at the first wake-up (the watcher is running by then).
-            fresh = True
-            turns = self.rescan()
-            if turns:
-                on_turns(turns)
             try:
-                for events in watchfiles.watch(
-                    *watched,
-                    stop_event=stop,
-                    debounce=self.debounce_ms,
-                    step=self.step_ms,
-                    rust_timeout=2000,
-                    yield_on_timeout=True,
-                    force_polling=self.force_polling or None,
-                    ignore_permission_denied=True,
-                    raise_interrupt=False,
-                ):
-                    turns = []
-                    if events:
-                        paths = sorted({Path(p) for _, p in events})
-                        turns = self.refresh(paths)
-                    now = time.monotonic()
-                    if fresh or now - last_rescan > RESCAN_SECONDS:
-                        fresh = False
-                        last_rescan = now
-                        turns.extend(self.rescan())
+                with RustNotify([str(w) for w in watched], False, force_polling, 300, True, True) as watcher:
+                    turns = self.rescan()
                     if turns:
                         on_turns(turns)
-                        self._dirty = True
-                    if self._dirty and now - self._saved_at > CACHE_SAVE_SECONDS:
-                        self._saved_at, self._dirty = now, False
-                        self.save_cache()
-                    if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
-                        turns = self.rescan()
+                    start()
+                    while True:
+                        raw = watcher.watch(self.debounce_ms, self.step_ms, HEARTBEAT_MS, stop)
+                        if raw in ("stop", "signal"):
+                            return
+                        turns = []
+                        if raw != "timeout":
+                            turns = self.refresh(sorted({Path(p) for _, p in raw}))
+                        now = time.monotonic()
+                        if now - last_rescan > RESCAN_SECONDS:
+                            last_rescan = now
+                            turns.extend(self.rescan())
                         if turns:
                             on_turns(turns)
-                        break  # the set of folders to watch changed: restart the watcher
-            except (FileNotFoundError, OSError) as e:
+                            self._dirty = True
+                        if self._dirty and now - self._saved_at > CACHE_SAVE_SECONDS:
+                            self._saved_at, self._dirty = now, False
+                            self.save_cache()
+                        if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
+                            break  # the set of folders to watch changed: restart the watcher
+            except OSError as e:  # a root vanished between the check and the watch
                 log.debug("watch restarted: %s", e)
                 if stop.wait(0.5):
                     return

@@ -37,10 +37,14 @@ class Turn:
     sidechain: bool = False
     context_window: int = 0  # when the log states it (Codex); 0 = ask the pricing table
     merge_max: bool = False
+    #: The agent's own figure for the prompt, when it logs one that differs from the parts (Copilot).
+    context_tokens: int = 0
+    #: The agent's own cost for this request (OpenCode stores it): preferred over our prices.
+    cost_usd: float | None = None
 
     @property
     def context(self) -> int:
-        return self.input + self.cache_read + self.cache_write
+        return self.context_tokens or self.input + self.cache_read + self.cache_write
 
     @property
     def total(self) -> int:
@@ -66,6 +70,8 @@ class Turn:
             sidechain=self.sidechain and new.sidechain,  # a main-chain copy makes it main-chain
             context_window=new.context_window or self.context_window,
             merge_max=True,
+            context_tokens=max(self.context_tokens, new.context_tokens),
+            cost_usd=new.cost_usd if new.cost_usd is not None else self.cost_usd,
         )
 
     def to_row(self) -> list[object]:
@@ -85,6 +91,8 @@ class Turn:
             and self.output == other.output
             and self.reasoning == other.reasoning
             and self.model == other.model
+            and self.context_tokens == other.context_tokens
+            and self.cost_usd == other.cost_usd
         )
 
 

@@ -177,6 +177,8 @@ class Pricer:
         return card
 
     def cost_pico(self, t: Turn) -> int | None:
+        if t.cost_usd is not None:
+            return round(t.cost_usd * 1e12)
         card = self.card(t.agent, t.model)
         return None if card is None else card.cost_pico(t)
 

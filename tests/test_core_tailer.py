@@ -1,0 +1,366 @@
+"""Tailing real files on disk: Cursor / open_cursor directly, and through Engine.refresh + Store."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers import (
+    CLAUDE_MAIN,
+    CLAUDE_SESSION,
+    GEMINI_RUN4,
+    append_bytes,
+    claude_line,
+    line,
+    make_engine,
+    write_lines,
+)
+
+from tokwatch.tailer import Change, Cursor, open_cursor
+
+KEY = ("claude", CLAUDE_SESSION)
+# Three distinct main-chain turns of the real session (lines 8, 41, 42) and their totals.
+L8, L41, L42 = (line(CLAUDE_MAIN, n) for n in (8, 41, 42))
+T8 = 3 + 15005 + 11442 + 9
+T41 = 3 + 14600 + 21478 + 9
+T42 = 3 + 77251 + 21478 + 88
+
+
+def _claude_file(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "claude" / "projects" / "-home-u-proj" / f"{CLAUDE_SESSION}.jsonl"
+    write_lines(path, lines)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- Cursor
+
+
+def test_cursor_reads_then_follows_appends(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"one\ntwo\n")
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines()) == [b"one", b"two"]
+    assert c.offset == 8
+    assert c.check() is Change.SAME
+    assert list(c.lines()) == []
+    append_bytes(p, b"three\n")
+    assert c.check() is Change.GROWN
+    assert list(c.lines()) == [b"three"]
+    assert c.offset == 14
+    assert c.check() is Change.SAME
+
+
+def test_cursor_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b'{"a":1}\n{"b":')
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines()) == [b'{"a":1}']
+    assert c.offset == 8  # just past the last complete line
+    append_bytes(p, b"2")
+    c.check()
+    assert list(c.lines()) == []  # still no newline: nothing emitted
+    assert c.offset == 8
+    append_bytes(p, b'}\n{"c":3}\n')
+    assert c.check() is Change.GROWN
+    assert list(c.lines()) == [b'{"b":2}', b'{"c":3}']
+    assert c.offset == p.stat().st_size
+
+
+def test_cursor_truncation_resets_to_zero(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"first line here\nsecond line here\n")
+    c = open_cursor(p)
+    assert c is not None
+    assert len(list(c.lines())) == 2
+    with open(p, "r+b") as f:
+        f.truncate(0)
+    assert c.check() is Change.RESET
+    assert c.offset == 0
+    append_bytes(p, b"new\n")
+    c.check()
+    assert list(c.lines()) == [b"new"]
+
+
+def test_cursor_rewrite_with_different_head_resets(tmp_path: Path) -> None:
+    """Truncated and regrown past the old offset before we looked: the fingerprint tells."""
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"aaaa\n")
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines()) == [b"aaaa"]
+    with open(p, "r+b") as f:  # same inode, rewritten in place, now longer
+        f.truncate(0)
+        f.write(b"bbbbbbbb\ncccc\n")
+    assert c.check() is Change.RESET
+    assert list(c.lines()) == [b"bbbbbbbb", b"cccc"]
+
+
+def test_cursor_atomic_replace_is_a_new_inode(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"old one\nold two\n")
+    c = open_cursor(p)
+    assert c is not None
+    list(c.lines())
+    old_ino = c.ino
+    tmp = tmp_path / ".a.jsonl.tmp"
+    tmp.write_bytes(b"old one\nold two\nnew three\n")  # longer, same head: only the inode tells
+    os.replace(tmp, p)
+    assert os.stat(p).st_ino != old_ino
+    assert c.check() is Change.RESET
+    assert c.ino == os.stat(p).st_ino
+    assert list(c.lines()) == [b"old one", b"old two", b"new three"]
+
+
+def test_cursor_deleted_file_is_gone(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"x\n")
+    c = open_cursor(p)
+    assert c is not None
+    list(c.lines())
+    p.unlink()
+    assert c.check() is Change.GONE
+    assert list(c.lines()) == []
+    assert open_cursor(p) is None
+
+
+def test_cursor_refuses_non_regular_files(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert open_cursor(fifo) is None
+    assert open_cursor(tmp_path) is None
+    c = Cursor(path=fifo)
+    assert c.check() is Change.GONE
+
+
+def test_cursor_line_longer_than_chunk(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    long = b"x" * 1000
+    p.write_bytes(b"s\n" + long + b"\nt\n" + b"y" * 50)
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines(chunk=16)) == [b"s", long, b"t"]
+    assert c.offset == 2 + 1001 + 2
+    append_bytes(p, b"y" * 50 + b"\n")
+    c.check()
+    assert list(c.lines(chunk=7)) == [b"y" * 100]
+
+
+# ----------------------------------------------------------------------------------- Engine + Store
+
+
+def test_engine_append_counts_only_new_turns(tmp_path: Path) -> None:
+    path = _claude_file(tmp_path, [L8])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    s = engine.store.sessions[KEY]
+    assert s.totals.total == T8
+    assert engine.refresh([path]) == []  # nothing changed
+    append_bytes(path, L41 + b"\n")
+    turns = engine.refresh([path])
+    assert [t.total for t in turns] == [T41]
+    changes = engine.store.apply(turns)
+    assert changes.sessions == {KEY}
+    assert s.totals.turns == 2
+    assert s.totals.total == T8 + T41
+
+
+def test_engine_partial_line_completed_later(tmp_path: Path) -> None:
+    path = _claude_file(tmp_path, [L8])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    half = len(L41) // 2
+    append_bytes(path, L41[:half])
+    assert engine.refresh([path]) == []
+    assert engine.skips.lines == 0  # a torn line is not a malformed one
+    append_bytes(path, L41[half:])
+    assert engine.refresh([path]) == []  # still no newline
+    append_bytes(path, b"\n")
+    turns = engine.refresh([path])
+    assert [t.total for t in turns] == [T41]
+    engine.store.apply(turns)
+    assert engine.store.sessions[KEY].totals.total == T8 + T41
+    assert engine.skips.lines == 0
+
+
+def test_engine_truncation_rereads_without_double_counting(tmp_path: Path) -> None:
+    path = _claude_file(tmp_path, [L8, L41, L42])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    s = engine.store.sessions[KEY]
+    assert s.totals.total == T8 + T41 + T42
+    write_lines(path, [L8, L41])  # truncated: shorter than our offset
+    turns = engine.refresh([path])
+    assert len(turns) == 2  # re-read from 0
+    assert not engine.store.apply(turns)  # same turns: no change
+    assert s.totals.turns == 3  # L42 was billed: it stays
+    assert s.totals.total == T8 + T41 + T42
+    append_bytes(path, claude_line("msg_new", output=7, input_tokens=5) + b"\n")
+    turns = engine.refresh([path])
+    assert [t.total for t in turns] == [12]
+    engine.store.apply(turns)
+    assert s.totals.turns == 4
+    assert s.totals.total == T8 + T41 + T42 + 12
+
+
+def test_engine_atomic_replace_rereads_new_inode(tmp_path: Path) -> None:
+    path = _claude_file(tmp_path, [L8, L41])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    s = engine.store.sessions[KEY]
+    tmp = path.with_name(".tmp-replace")
+    write_lines(tmp, [L8, L41, L42])
+    os.replace(tmp, path)
+    turns = engine.refresh([path])
+    assert len(turns) == 3
+    changes = engine.store.apply(turns)
+    assert [t.total for t in changes.turns] == [T42]  # only the new one changed the store
+    assert s.totals.turns == 3
+    assert s.totals.total == T8 + T41 + T42
+
+
+def test_engine_finds_new_file_in_new_nested_folder(tmp_path: Path) -> None:
+    _claude_file(tmp_path, [L8])
+    root = tmp_path / "claude"
+    engine = make_engine(root)
+    engine.backfill()
+    new_dir = root / "projects" / "-home-u-other" / "deeper"
+    new_file = new_dir / "22222222-3333-4444-5555-666666666666.jsonl"
+    write_lines(
+        new_file, [claude_line("msg_other", session_id="22222222-3333-4444-5555-666666666666", output=3)]
+    )
+    # a watch event names the new top folder only
+    turns = engine.refresh([root / "projects" / "-home-u-other"])
+    assert [t.session_id for t in turns] == ["22222222-3333-4444-5555-666666666666"]
+    assert new_file in engine.files
+    engine.store.apply(turns)
+    assert len(engine.store.sessions) == 2
+    # a second event for the same folder does not re-add or double the file
+    assert engine.refresh([root / "projects" / "-home-u-other"]) == []
+
+
+def test_engine_refresh_ignores_paths_outside_its_roots(tmp_path: Path) -> None:
+    (tmp_path / "watched").mkdir()
+    engine = make_engine(tmp_path / "watched")
+    engine.backfill()
+    outside = _claude_file(tmp_path / "elsewhere", [L8])
+    assert engine.refresh([outside]) == []
+    assert engine.refresh([outside.parent]) == []
+    assert outside not in engine.files
+
+
+def test_engine_deleted_file_is_dropped_totals_kept(tmp_path: Path) -> None:
+    path = _claude_file(tmp_path, [L8, L41])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    cursor = engine.files[path].cursor
+    path.unlink()
+    assert cursor.check() is Change.GONE
+    assert engine.refresh([path]) == []
+    assert path not in engine.files
+    s = engine.store.sessions[KEY]
+    assert s.totals.turns == 2
+    assert s.totals.total == T8 + T41
+
+
+def test_engine_line_longer_than_chunk(tmp_path: Path) -> None:
+    from tokwatch.tailer import CHUNK
+
+    big = json.loads(L42)
+    big["message"]["content"] = [{"type": "text", "text": "z" * (CHUNK + CHUNK // 2)}]
+    big_line = json.dumps(big, separators=(",", ":")).encode()
+    assert len(big_line) > CHUNK
+    path = _claude_file(tmp_path, [L8])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    append_bytes(path, big_line + b"\n" + L41 + b"\n")
+    turns = engine.refresh([path])
+    assert [t.total for t in turns] == [T42, T41]
+    engine.store.apply(turns)
+    assert engine.store.sessions[KEY].totals.total == T8 + T41 + T42
+    assert engine.skips.lines == 0
+
+
+def test_engine_gemini_document_rewritten_in_place(tmp_path: Path) -> None:
+    doc = json.loads(GEMINI_RUN4.read_bytes())
+    path = tmp_path / "gemini" / "session-2026-03-26T09-37-95ee2bc8.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(doc, indent=2))
+    engine = make_engine(tmp_path / "gemini")
+    engine.backfill()
+    key = ("gemini", "95ee2bc8-b4a1-47fb-8db8-b0cfe91bee88")
+    s = engine.store.sessions[key]
+    assert s.totals.turns == 10
+    ino = path.stat().st_ino
+    new_msg = {
+        "id": "aaaaaaaa-0000-4000-8000-000000000001",
+        "timestamp": "2026-03-26T09:42:00.000Z",
+        "type": "gemini",
+        "content": "[redacted]",
+        "model": "gemini-3.1-pro-preview",
+        "tokens": {"input": 15000, "output": 30, "cached": 12000, "thoughts": 70, "tool": 0, "total": 15100},
+    }
+    doc["messages"].append(new_msg)
+    doc["lastUpdated"] = "2026-03-26T09:42:00.000Z"
+    with open(path, "w") as f:  # rewritten whole, same inode
+        json.dump(doc, f, indent=2)
+    assert path.stat().st_ino == ino
+    changes = engine.store.apply(engine.refresh([path]))
+    assert [t.turn_id for t in changes.turns] == [new_msg["id"]]  # only the new turn changed the store
+    assert changes.sessions == {key}
+    assert s.totals.turns == 11
+    assert s.totals.total == 119000 + 15100
+    assert s.context_used == 15000
+    # unchanged file: nothing read
+    assert engine.refresh([path]) == []
+
+
+def test_cursor_passes_over_a_line_longer_than_max_line(tmp_path: Path, monkeypatch) -> None:
+    import tokwatch.tailer as tailer
+
+    monkeypatch.setattr(tailer, "MAX_LINE", 100)
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"a\n" + b"x" * 500 + b"\nb\n")
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines(chunk=32)) == [b"a", b"b"]
+    assert c.oversized == 1
+    assert c.offset == p.stat().st_size
+    append_bytes(p, b"c\n")
+    c.check()
+    assert list(c.lines(chunk=32)) == [b"c"]
+
+
+def test_engine_counts_an_oversized_line_as_skipped(tmp_path: Path, monkeypatch) -> None:
+    import tokwatch.tailer as tailer
+
+    monkeypatch.setattr(tailer, "MAX_LINE", 4096)
+    big = json.loads(L41)  # whole read chunks without a newline: known to exceed MAX_LINE
+    big["message"]["content"] = [{"type": "text", "text": "z" * (3 * tailer.CHUNK)}]
+    path = _claude_file(tmp_path, [L8, json.dumps(big).encode(), L42])
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    s = engine.store.sessions[KEY]
+    assert s.totals.total == T8 + T42
+    assert engine.skips.by_file == {path: 1}
+
+
+def test_engine_warm_start_from_cache_reads_only_the_appended_part(tmp_path: Path) -> None:
+    from tokwatch.cache import Cache
+    from tokwatch.engine import Engine
+    from tokwatch.store import Store
+
+    path = _claude_file(tmp_path, [L8, L41])
+    cache_dir = tmp_path / "cache"
+    cold = Engine(Store(), [tmp_path / "claude"], cache=Cache(cache_dir))
+    cold.backfill()
+    assert cold.store.sessions[KEY].totals.total == T8 + T41
+    append_bytes(path, L42 + b"\n")
+    warm = Engine(Store(), [tmp_path / "claude"], cache=Cache(cache_dir))
+    warm.backfill()
+    s = warm.store.sessions[KEY]
+    assert s.totals.turns == 3
+    assert s.totals.total == T8 + T41 + T42
+    assert s.context_used == 3 + 77251 + 21478

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch import __version__
+from tokwatch import __version__, report, status
 from tokwatch.cache import Cache
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.engine import Engine
@@ -18,7 +18,7 @@ from tokwatch.models import Session, SessionTotals, Turn, TurnEvent, TurnNumbers
 from tokwatch.pricing import Pricer
 from tokwatch.store import Store
 
-COMMANDS = ("export", "watch", "demo", "dashboard", "cache")
+COMMANDS = ("export", "watch", "demo", "dashboard", "cache", "report", "status", "statusline")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="the dashboard on sample sessions replayed live")
     m.add_argument("--export-dir", type=Path)
     m.add_argument("--config", type=Path)
+
+    report.add_parser(sub, _common)
+    status.add_parsers(sub, _common)
     return p
 
 
@@ -64,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "dashboard")
     args = build_parser().parse_args(args_list)
+    if args.command == "statusline":  # before the config: a hook prints a line whatever happens
+        return status.cmd_statusline(args)
     try:
         config = load_config(args.config) if getattr(args, "config", None) else load_config()
     except ConfigError as e:
@@ -77,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_export(args, config)
     if args.command == "watch":
         return cmd_watch(args, config)
+    if args.command == "report":
+        return report.cmd_report(args, config)
+    if args.command == "status":
+        return status.cmd_status(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
 
 
@@ -183,17 +192,19 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
         out.write(orjson.dumps(obj).decode() + "\n")
         out.flush()
 
-    totals = store.totals()
-    emit(
-        {
-            "event": "ready",
-            "sessions": len(store.sessions),
-            "files": len(engine.files),
-            "turns": totals.turns,
-            "skipped_lines": engine.skips.lines,
-            "roots": [str(r) for r in engine.roots],
-        }
-    )
+    def ready() -> None:
+        """Announced once the watcher runs: a write made after this line is never missed."""
+        totals = store.totals()
+        emit(
+            {
+                "event": "ready",
+                "sessions": len(store.sessions),
+                "files": len(engine.files),
+                "turns": totals.turns,
+                "skipped_lines": engine.skips.lines,
+                "roots": [str(r) for r in engine.roots],
+            }
+        )
 
     def on_turns(turns: list[Turn]) -> None:
         changes = store.apply(turns)
@@ -202,7 +213,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
 
     stop = threading.Event()
     try:
-        engine.follow(stop, on_turns)
+        engine.follow(stop, on_turns, on_started=ready)
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:

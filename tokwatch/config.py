@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tokwatch.budgets import BudgetsConfig
+
 
 class PriceTier(BaseModel):
     """Prices (USD per million tokens) that apply to a whole request whose prompt exceeds `start`."""
@@ -52,6 +54,8 @@ class Config(BaseModel):
     debounce_ms: int = Field(default=50, ge=0)
     step_ms: int = Field(default=20, ge=1)
     force_polling: bool = False
+    #: Limits per day, 5-hour block and session (see docs/reports.md).
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
 
 class ConfigError(Exception):

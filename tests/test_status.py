@@ -185,17 +185,28 @@ def test_alarm_says_each_crossing_once() -> None:
     assert alarm.check({"daily": ("2026-03-11", state(85))}) == []
 
 
-@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles"])
-@pytest.mark.parametrize("when", ["2026-11-21T15:00:00Z", "2026-11-21T10:30:00Z", "2026-11-22T16:30:00Z"])
-def test_current_usage_agrees_with_the_reports(zone: str, when: str) -> None:
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles", "Asia/Kolkata"])
+@pytest.mark.parametrize(
+    "when, in_block",
+    [
+        ("2026-11-21T15:00:00Z", True),
+        ("2026-11-21T10:30:00Z", True),
+        ("2026-11-22T16:30:00Z", True),
+        ("2026-11-20T23:30:00Z", False),  # late evening: tomorrow's turns are not today's
+        ("2026-11-21T23:59:59Z", False),
+    ],
+)
+def test_current_usage_agrees_with_the_reports(zone: str, when: str, in_block: bool) -> None:
     store = load(SAMPLES)
     now, tz = ts(when), report.parse_tz(zone)
     u = current_usage(store, now, tz)
     days = {r.key["date"]: r.tokens for r in build(store, "daily", Filters(tz=tz)).rows}
+    assert u.day == report.local_date(now, tz).isoformat()
     assert u.today == days.get(u.day, Tokens())
     active = build(store, "blocks", Filters(tz=tz), now=now).active
-    assert u.block is not None and active is not None  # each of these times is inside a block
-    assert u.block.tokens == active.tokens and u.block.start == active.start
+    assert (u.block is not None) is (active is not None) is in_block
+    if u.block is not None and active is not None:
+        assert u.block.tokens == active.tokens and u.block.start == active.start
 
 
 # ---------------------------------------------------------------- statusline

@@ -12,7 +12,7 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -104,7 +104,7 @@ class Usage:
     day: str  # YYYY-MM-DD
     today: Tokens
     block: blk.Block | None  # the running block, None when no turn in the last 5 hours
-    last_start: float | None = None  # the latest block start computed (a point to resume the chain)
+    last_start: float | None = None  # the latest block start up to now (where the chain can resume)
 
     def states(self, cfg: BudgetsConfig, session: Tokens | None = None) -> dict[str, BudgetState]:
         out: dict[str, BudgetState] = {}
@@ -118,9 +118,17 @@ class Usage:
         return out
 
 
+def day_bounds(now: float, tz: tzinfo | None) -> tuple[date, float, float]:
+    """The local day of `now` and its two midnights as timestamps (23 or 25 h apart on DST days)."""
+    d = (datetime.fromtimestamp(now, tz) if tz is not None else datetime.fromtimestamp(now)).date()
+    nxt = d + timedelta(days=1)
+    # tz None: naive datetimes are the machine's local time, DST included
+    start = datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+    return d, start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp()
+
+
 def midnight(now: float, tz: tzinfo | None) -> float:
-    d = datetime.fromtimestamp(now, tz) if tz is not None else datetime.fromtimestamp(now)
-    return d.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    return day_bounds(now, tz)[1]
 
 
 def _recent(store: Store, since: float, agents: frozenset[str]) -> list[tuple[Turn, int | None]]:
@@ -148,15 +156,11 @@ def usage_from_turns(
     `complete_from <= chain_from`), else at a turn known to start one (`blocks.anchor`); None when
     there is no such turn, i.e. the turns must reach further back.
     """
-    day_start = midnight(now, tz)
-    day_end = midnight(now + DAY + 3600, tz)  # the next midnight (a DST day can last 25 h)
-    if day_end <= day_start:
-        day_end = day_start + DAY
+    day, day_start, day_end = day_bounds(now, tz)
     today = Tokens()
     for t, cost in turns:
         if day_start <= t.timestamp < day_end:
             today.add(t, cost)
-    day = (datetime.fromtimestamp(now, tz) if tz is not None else datetime.fromtimestamp(now)).date()
     stamps = [t.timestamp for t, _ in turns]
     block: blk.Block | None = None
     last_start: float | None = None
@@ -169,7 +173,8 @@ def usage_from_turns(
         if i is None:
             return None
         starts = blk.block_starts(stamps[i:])
-        last_start = starts[-1] if starts else None
+        j = bisect.bisect_right(starts, now) - 1
+        last_start = starts[j] if j >= 0 else None
         start = blk.active_start(starts, now)
         if start is not None:
             block = blk.Block(start=start)

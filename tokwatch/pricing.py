@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from tokwatch.config import Config, PriceOverride
 from tokwatch.models import Turn
@@ -53,6 +54,7 @@ _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
 _PROVIDER_PREFIXES = ("models/", "anthropic/", "openai/", "google/", "gemini/", "vertex_ai/", "bedrock/")
 
 
+@lru_cache(maxsize=4096)
 def normalize_model(name: str) -> str:
     """`models/gemini-2.5-pro`, `anthropic/claude-sonnet-4.5[1m]` -> `gemini-2.5-pro`, `claude-sonnet-4-5`."""
     n = name.strip().lower()

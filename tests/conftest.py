@@ -1,0 +1,41 @@
+"""Shared fixtures for the dashboard tests: a private copy of the sample logs and an app factory."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+UI_FIXTURES = Path(__file__).parent / "fixtures" / "ui"
+#: "now" in every UI test and snapshot: 2026-03-26T10:00:00Z, 5 minutes after the newest sample turn.
+FIXED_NOW = 1774519200.0
+
+
+@pytest.fixture
+def ui_root(tmp_path: Path) -> Path:
+    """A writable copy of tests/fixtures/ui, so tests can append turns to watched files."""
+    root = tmp_path / "logs"
+    shutil.copytree(UI_FIXTURES, root)
+    return root
+
+
+@pytest.fixture
+def make_app(ui_root: Path, tmp_path: Path) -> Callable[..., Any]:
+    """Build a `TokwatchApp` over `ui_root` with a frozen clock (tests may pass their own)."""
+    from tokwatch.config import Config
+    from tokwatch.engine import Engine
+    from tokwatch.pricing import Pricer
+    from tokwatch.store import Store
+    from tokwatch.ui.app import TokwatchApp
+
+    def factory(**kw: Any) -> TokwatchApp:
+        config = kw.pop("config", None) or Config()
+        engine = Engine(Store(Pricer(config)), [ui_root], debounce_ms=20, step_ms=10)
+        kw.setdefault("clock", lambda: FIXED_NOW)
+        kw.setdefault("export_dir", tmp_path / "exports")
+        return TokwatchApp(engine, config=config, **kw)
+
+    return factory

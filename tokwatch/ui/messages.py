@@ -1,0 +1,38 @@
+"""Messages from the engine worker thread to the UI thread (`post_message` is thread-safe).
+
+The worker never touches a widget: it only posts these. Textual messages cannot be frozen
+dataclasses, so they are plain classes holding copies of what the thread measured.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tokwatch.models import Turn
+
+
+class LoadProgress(Message):
+    """History is being read: how far along (the engine reports at most every 0.1 s)."""
+
+    def __init__(self, files_done: int, files_total: int, bytes_done: int, bytes_total: int) -> None:
+        super().__init__()
+        self.files_done = files_done
+        self.files_total = files_total
+        self.bytes_done = bytes_done
+        self.bytes_total = bytes_total
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer progress report makes an older, still-queued one pointless."""
+        return isinstance(message, LoadProgress)
+
+
+class LoadDone(Message):
+    """History is in the store; following starts now."""
+
+
+class TurnsArrived(Message):
+    """One batch of new or updated turns read by the follow loop, not yet in the store."""
+
+    def __init__(self, turns: list[Turn]) -> None:
+        super().__init__()
+        self.turns = turns

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,62 @@ log = logging.getLogger(__name__)
 RESCAN_SECONDS = 30.0
 CACHE_SAVE_SECONDS = 300.0
 HEARTBEAT_MS = 2000  # idle wake-up: missing roots, safety rescan, cache save
+
+
+def _select(block: bytes, needles: tuple[bytes, ...]) -> Iterator[bytes]:
+    """The lines of `block` that contain a needle, in order, found with C-speed `bytes.find`.
+
+    Most lines of a log cannot carry usage (Claude user lines with megabytes of tool output):
+    they are never split out, let alone parsed.
+    """
+    if not needles:
+        yield from (line for line in block.split(b"\n") if line)
+        return
+    if len(needles) == 1:
+        needle = needles[0]
+        find, rfind = block.find, block.rfind
+        i = find(needle)
+        while i >= 0:
+            start = rfind(b"\n", 0, i) + 1
+            end = find(b"\n", i)
+            if end < 0:
+                end = len(block)
+            yield block[start:end]
+            i = find(needle, end)
+        return
+    spans: set[tuple[int, int]] = set()
+    for needle in needles:
+        i = block.find(needle)
+        while i >= 0:
+            start = block.rfind(b"\n", 0, i) + 1
+            end = block.find(b"\n", i)
+            if end < 0:
+                end = len(block)
+            spans.add((start, end))
+            i = block.find(needle, end)
+    for start, end in sorted(spans):
+        yield block[start:end]
+
+
+def _misshapen(block: bytes, needles: tuple[bytes, ...]) -> int:
+    """How many lines that will not be parsed are not even shaped like a JSON object (`{...}`).
+
+    A JSONL record is an object; anything else is malformed and counted. Fast path: count line
+    starts and ends in C; only a block that fails it is looked at line by line.
+    """
+    lines = block.count(b"\n") + 1
+    opens = block.count(b"\n{") + (block[:1] == b"{")
+    closes = block.count(b"}\n") + (block[-1:] == b"}")
+    if opens == lines and closes == lines:
+        return 0
+    bad = 0
+    for line in block.split(b"\n"):
+        stripped = line.strip()
+        if not stripped or (stripped[:1] == b"{" and stripped[-1:] == b"}"):
+            continue
+        if not any(n in line for n in needles):  # a needle line is parsed and counted there
+            bad += 1
+    return bad
 
 
 @dataclass(slots=True)
@@ -115,13 +171,20 @@ class Engine:
         changes = Changes()
         last_report = 0.0
         self._cached = self.cache.load() if self.cache else {}
+        dirty = False
         for path, size in zip(found, sizes, strict=True):
             entry = self._cached.pop(str(path), None)
             turns = self._resume(path, entry) if entry else None
             if turns is None:
                 turns = self._add(path)
-            if turns:
-                changes.merge(self.store.apply(turns))
+                dirty = True
+            elif entry is not None and (len(turns) != len(entry.turns) or self._moved(path, entry)):
+                dirty = True
+            f = self.files.get(path)
+            if turns and f is not None:
+                # The file's own turns, already merged (streaming duplicates folded): the store
+                # does half the work it would do line by line, with the same result.
+                changes.merge(self.store.apply(list(f.turns.values())))
             prog.files_done += 1
             prog.bytes_done += size
             now = time.monotonic()
@@ -129,10 +192,14 @@ class Engine:
                 last_report = now
                 progress(prog)
         changes.merge(self._archived())
-        if self.cache:
+        if self.cache and dirty:
             self.save_cache()
         self.ready.set()
         return changes
+
+    def _moved(self, path: Path, e: Entry) -> bool:
+        f = self.files.get(path)
+        return f is None or f.cursor.offset != e.offset or f.cursor.mtime_ns != e.mtime_ns
 
     def _resume(self, path: Path, e: Entry) -> list[Turn] | None:
         """Follow `path` from a cache entry: its cached turns plus whatever was appended since.
@@ -256,17 +323,13 @@ class Engine:
         feed = f.parser.feed
         out: list[Turn] = []
         bad = 0
-        for line in f.cursor.lines():
-            if not line or (needles and not any(n in line for n in needles)):
-                # Cheap byte-level sanity check for lines we never parse: a JSONL record is an
-                # object, so anything not shaped like one is counted as malformed.
-                if line and not (line.lstrip()[:1] == b"{" and line.rstrip()[-1:] == b"}"):
+        for block in f.cursor.blocks():
+            bad += _misshapen(block, needles)
+            for line in _select(block, needles):
+                try:
+                    out.extend(feed(line))
+                except Exception:  # BadLine, or anything a hostile line provokes
                     bad += 1
-                continue
-            try:
-                out.extend(feed(line))
-            except Exception:
-                bad += 1
         bad += f.cursor.oversized
         f.cursor.oversized = 0
         if bad:

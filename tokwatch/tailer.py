@@ -107,7 +107,13 @@ class Cursor:
         return True
 
     def lines(self, chunk: int = CHUNK) -> Iterator[bytes]:
-        """Complete lines from the offset on, advancing the offset past each chunk's lines.
+        """Complete lines from the offset on (see `blocks`)."""
+        for block in self.blocks(chunk):
+            yield from block.split(b"\n")
+
+    def blocks(self, chunk: int = CHUNK) -> Iterator[bytes]:
+        """Runs of complete lines (joined by newlines, without the last one) from the offset on,
+        advancing the offset past each; callers that filter lines can search a whole block at once.
 
         A line longer than `chunk` is assembled from its pieces (one such line held at a time, no
         quadratic copying); one longer than MAX_LINE is passed over, counted in `oversized`. The
@@ -157,7 +163,7 @@ class Cursor:
                 rest = data[end + 1 :]
                 if rest:
                     parts, pending = [rest], len(rest)
-                yield from data[:end].split(b"\n")
+                yield data[:end]
 
     def document_changed(self) -> Change:
         """For files rewritten whole: any change of identity, size or mtime means re-read."""

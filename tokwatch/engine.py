@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 30.0
 CACHE_SAVE_SECONDS = 300.0
+PARALLEL_MIN_BYTES = 48 << 20  # below this, starting another process costs more than it saves
+PARALLEL_CHUNK_BYTES = 16 << 20
 HEARTBEAT_MS = 2000  # idle wake-up: missing roots, safety rescan, cache save
 
 
@@ -69,13 +71,11 @@ def _select(block: bytes, needles: tuple[bytes, ...]) -> Iterator[bytes]:
 def _misshapen(block: bytes, needles: tuple[bytes, ...]) -> int:
     """How many lines that will not be parsed are not even shaped like a JSON object (`{...}`).
 
-    A JSONL record is an object; anything else is malformed and counted. Fast path: count line
-    starts and ends in C; only a block that fails it is looked at line by line.
+    A JSONL record is an object; anything else is malformed and counted. Fast path: one C-speed
+    count of the line joints (`}\\n{`); only a block that fails it is looked at line by line.
     """
-    lines = block.count(b"\n") + 1
-    opens = block.count(b"\n{") + (block[:1] == b"{")
-    closes = block.count(b"}\n") + (block[-1:] == b"}")
-    if opens == lines and closes == lines:
+    # every newline sits between a "}" and a "{", and the block starts and ends like an object
+    if block[:1] == b"{" and block[-1:] == b"}" and block.count(b"}\n{") == block.count(b"\n"):
         return 0
     bad = 0
     for line in block.split(b"\n"):
@@ -98,6 +98,22 @@ class Followed:
     skipped: int = 0
     #: This file's turns by id, merged as the store merges them: what the cache remembers.
     turns: dict[str, Turn] = field(default_factory=dict)
+
+    def entry(self) -> Entry:
+        """Where this file stands, as the cache (and a backfill worker) records it."""
+        c = self.cursor
+        return Entry(
+            agent=self.agent.name,
+            dev=c.dev,
+            ino=c.ino,
+            size=c.size,
+            mtime_ns=c.mtime_ns,
+            offset=c.offset,
+            fingerprint=c.fingerprint,
+            tail=c.tail,
+            state=self.parser.state(),
+            turns=list(self.turns.values()),
+        )
 
     def record(self, turns: list[Turn]) -> None:
         mine = self.turns
@@ -158,8 +174,14 @@ class Engine:
         self._saved_at = time.monotonic()
 
     # ---------------------------------------------------------------- reading
-    def backfill(self, progress: Callable[[Progress], None] | None = None) -> Changes:
-        """Read every existing log from the start; the store gets all history before `ready`."""
+    def backfill(
+        self, progress: Callable[[Progress], None] | None = None, workers: int | None = None
+    ) -> Changes:
+        """Read every existing log; the store gets all history before `ready`.
+
+        Files the cache vouches for resume at their cached offset. The rest are read from 0,
+        spread over the CPU cores when there is enough to read (`workers`, default: the cores).
+        """
         found = [p for root in self.roots for p in walk(root)]
         sizes = []
         for p in found:
@@ -170,32 +192,112 @@ class Engine:
         prog = Progress(files_total=len(found), bytes_total=sum(sizes))
         changes = Changes()
         last_report = 0.0
-        self._cached = self.cache.load() if self.cache else {}
-        dirty = False
-        for path, size in zip(found, sizes, strict=True):
-            entry = self._cached.pop(str(path), None)
-            turns = self._resume(path, entry) if entry else None
-            if turns is None:
-                turns = self._add(path)
-                dirty = True
-            elif entry is not None and (len(turns) != len(entry.turns) or self._moved(path, entry)):
-                dirty = True
-            f = self.files.get(path)
-            if turns and f is not None:
-                # The file's own turns, already merged (streaming duplicates folded): the store
-                # does half the work it would do line by line, with the same result.
-                changes.merge(self.store.apply(list(f.turns.values())))
+
+        def advance(size: int) -> None:
+            nonlocal last_report
             prog.files_done += 1
             prog.bytes_done += size
             now = time.monotonic()
             if progress and (now - last_report > 0.1 or prog.files_done == prog.files_total):
                 last_report = now
                 progress(prog)
+
+        self._cached = self.cache.load() if self.cache else {}
+        dirty = False
+        fresh: list[tuple[Path, int]] = []
+        for path, size in zip(found, sizes, strict=True):
+            entry = self._cached.pop(str(path), None)
+            turns = self._resume(path, entry) if entry else None
+            if turns is None:
+                fresh.append((path, size))
+                continue
+            if entry is not None and (len(turns) != len(entry.turns) or self._moved(path, entry)):
+                dirty = True
+            changes.merge(self._apply_file(path))
+            advance(size)
+        if fresh:
+            dirty = True
+            for path, size in self._read_fresh(fresh, workers):
+                changes.merge(self._apply_file(path))
+                advance(size)
         changes.merge(self._archived())
         if self.cache and dirty:
             self.save_cache()
         self.ready.set()
         return changes
+
+    def _apply_file(self, path: Path) -> Changes:
+        """Give the store a file's own turns, already merged (streaming duplicates folded): half
+        the work of applying them line by line, with the same result."""
+        f = self.files.get(path)
+        if f is None or not f.turns:
+            return Changes()
+        return self.store.apply(list(f.turns.values()))
+
+    def _read_fresh(self, todo: list[tuple[Path, int]], workers: int | None) -> Iterator[tuple[Path, int]]:
+        """Read files from 0, yielding each (path, size) once it is followed.
+
+        With more than PARALLEL_MIN_BYTES to read and several cores, other processes read part of
+        the files and hand back cache-style entries, which this process resumes from exactly as it
+        would from the cache (identity and fingerprints checked, anything appended since read).
+        """
+        total = sum(size for _, size in todo)
+        n = workers if workers is not None else (os.cpu_count() or 1)
+        if n <= 1 or total < PARALLEL_MIN_BYTES or len(todo) < 2:
+            for path, size in todo:
+                self._add(path)
+                yield path, size
+            return
+        import concurrent.futures
+        import multiprocessing
+
+        # Largest first, each to the lighter side: this process keeps a 1/n share.
+        mine: list[tuple[Path, int]] = []
+        theirs: list[tuple[Path, int]] = []
+        mine_bytes = theirs_bytes = 0
+        for path, size in sorted(todo, key=lambda t: -t[1]):
+            if mine_bytes * (n - 1) <= theirs_bytes:
+                mine.append((path, size))
+                mine_bytes += size
+            else:
+                theirs.append((path, size))
+                theirs_bytes += size
+        chunks: list[list[tuple[Path, int]]] = []
+        chunk: list[tuple[Path, int]] = []
+        acc = 0
+        for item in theirs:
+            chunk.append(item)
+            acc += item[1]
+            if acc >= PARALLEL_CHUNK_BYTES:
+                chunks.append(chunk)
+                chunk, acc = [], 0
+        if chunk:
+            chunks.append(chunk)
+        ctx = multiprocessing.get_context("spawn")  # safe beside the UI's threads, unlike fork
+        with concurrent.futures.ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as pool:
+            futures = [pool.submit(_read_entries, [str(p) for p, _ in c]) for c in chunks]
+            for path, size in mine:
+                self._add(path)
+                yield path, size
+            sizes = dict(theirs)
+            for fut in concurrent.futures.as_completed(futures):
+                try:
+                    results = fut.result()
+                except Exception:  # a worker died: read its files here instead
+                    log.debug("backfill worker failed", exc_info=True)
+                    results = []
+                    idx = futures.index(fut)
+                    for p, _ in chunks[idx]:
+                        results.append((str(p), None, -1))
+                for p_str, entry, skipped in results:
+                    path = Path(p_str)
+                    if entry is None or self._resume(path, entry) is None:
+                        self._add(path)  # unclaimed, the worker failed, or the file changed since
+                    elif skipped:
+                        f = self.files[path]
+                        f.skipped += skipped
+                        self.skips.by_file[path] = f.skipped
+                    yield path, sizes[path]
 
     def _moved(self, path: Path, e: Entry) -> bool:
         f = self.files.get(path)
@@ -245,19 +347,7 @@ class Engine:
     def cache_entries(self) -> dict[str, Entry]:
         out = dict(self._cached)
         for path, f in self.files.items():
-            c = f.cursor
-            out[str(path)] = Entry(
-                agent=f.agent.name,
-                dev=c.dev,
-                ino=c.ino,
-                size=c.size,
-                mtime_ns=c.mtime_ns,
-                offset=c.offset,
-                fingerprint=c.fingerprint,
-                tail=c.tail,
-                state=f.parser.state(),
-                turns=list(f.turns.values()),
-            )
+            out[str(path)] = f.entry()
         return out
 
     def save_cache(self) -> None:
@@ -454,3 +544,18 @@ class Engine:
                 log.debug("watch restarted: %s", e)
                 if stop.wait(0.5):
                     return
+
+
+def _read_entries(paths: list[str]) -> list[tuple[str, Entry | None, int]]:
+    """Backfill worker (another process): read files from 0 and describe where each stands.
+
+    The third item is the file's malformed-line count, or -1 when no agent claimed it.
+    """
+    engine = Engine(Store(), [Path(p) for p in paths])
+    out: list[tuple[str, Entry | None, int]] = []
+    for p in paths:
+        path = Path(p)
+        engine._add(path)
+        f = engine.files.get(path)
+        out.append((p, f.entry(), f.skipped) if f else (p, None, -1))
+    return out

@@ -6,6 +6,7 @@ Pydantic models sit at the boundaries only: what `watch --jsonl` prints and what
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -126,6 +127,20 @@ class Tokens:
     @property
     def known_cost_usd(self) -> float:
         return self.cost_pico / 1e12
+
+    @classmethod
+    def sum(cls, items: Iterable[Tokens]) -> Tokens:
+        out = cls()
+        for t in items:
+            out.turns += t.turns
+            out.input += t.input
+            out.cache_read += t.cache_read
+            out.cache_write += t.cache_write
+            out.output += t.output
+            out.reasoning += t.reasoning
+            out.cost_pico += t.cost_pico
+            out.unpriced_turns += t.unpriced_turns
+        return out
 
     def add(self, t: Turn, cost_pico: int | None, sign: int = 1) -> None:
         self.turns += sign

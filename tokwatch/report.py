@@ -185,20 +185,6 @@ class Report:
     token_limit: int | None = None
 
 
-def sum_tokens(items: Iterable[Tokens]) -> Tokens:
-    out = Tokens()
-    for t in items:
-        out.turns += t.turns
-        out.input += t.input
-        out.cache_read += t.cache_read
-        out.cache_write += t.cache_write
-        out.output += t.output
-        out.reasoning += t.reasoning
-        out.cost_pico += t.cost_pico
-        out.unpriced_turns += t.unpriced_turns
-    return out
-
-
 def period_rows(items: Iterable[Entry], view: str, f: Filters) -> list[Row]:
     name, keyfn = KEY_NAMES[view], PERIOD_KEYS[view]
     rows: dict[str, Row] = {}
@@ -313,7 +299,7 @@ def build(
         rows = period_rows(entries(store, f), view, f)
     else:
         raise ValueError(f"unknown report {view!r}")
-    return Report(view, rows, sum_tokens(r.tokens for r in rows), f.tz, active, limit)
+    return Report(view, rows, Tokens.sum(r.tokens for r in rows), f.tz, active, limit)
 
 
 # ---------------------------------------------------------------- machine output

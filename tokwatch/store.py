@@ -127,15 +127,4 @@ class Store:
             s.context_window = self.pricer.context_window(s.agent, t.model, t.context_window, 0)
 
     def totals(self) -> Tokens:
-        out = Tokens()
-        for s in self.sessions.values():
-            t = s.totals
-            out.turns += t.turns
-            out.input += t.input
-            out.cache_read += t.cache_read
-            out.cache_write += t.cache_write
-            out.output += t.output
-            out.reasoning += t.reasoning
-            out.cost_pico += t.cost_pico
-            out.unpriced_turns += t.unpriced_turns
-        return out
+        return Tokens.sum(s.totals for s in self.sessions.values())

@@ -20,9 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, count, env_paths, load_object, parse_ts
 from tokwatch.models import Turn
 
 _THREAD_ID = re.compile(rb'"id"\s*:\s*"T-[0-9a-fA-F]{8}-')
@@ -50,11 +48,7 @@ class AmpParser(LogParser):
         self.thread_id = path.stem
 
     def parse_document(self, data: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        d = as_dict(d)
+        d = load_object(data)
         tid = d.get("id")
         thread = tid if isinstance(tid, str) and tid else self.thread_id
         created = parse_ts(d.get("created"))

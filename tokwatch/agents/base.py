@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import orjson
+
 from tokwatch.models import Turn
 from tokwatch.tailer import Cursor
 
@@ -130,6 +132,17 @@ def count(d: Mapping[str, object], key: str) -> int:
     if type(v) is int and 0 <= v < MAX_COUNT:
         return v
     raise BadLine(f"bad count for {key}: {v!r}")
+
+
+def load_object(data: bytes) -> dict[str, object]:
+    """One JSON object from a line or document; anything else (not JSON, an array, …) is a BadLine."""
+    try:
+        d = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise BadLine(str(e)) from None
+    if not isinstance(d, dict):
+        raise BadLine("not an object")
+    return d
 
 
 def as_dict(v: object) -> dict[str, object]:

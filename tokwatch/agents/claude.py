@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
 from tokwatch.models import Turn
 
 WINDOW = 200_000
@@ -40,12 +38,7 @@ class ClaudeParser(LogParser):
     def feed(self, line: bytes) -> list[Turn]:
         if b'"assistant"' not in line:
             return []
-        try:
-            d = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(d, dict):
-            raise BadLine("not an object")
+        d = load_object(line)
         if d.get("type") != "assistant":
             return []
         msg = as_dict(d.get("message"))

@@ -13,9 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, parse_ts
+from tokwatch.agents.base import Agent, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.models import Turn
 
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
@@ -57,12 +55,7 @@ class CodexParser(LogParser):
         self.window = w if isinstance(w, int) else 0
 
     def feed(self, line: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(d, dict):
-            raise BadLine("not an object")
+        d = load_object(line)
         kind = d.get("type")
         payload = d.get("payload")
         if kind == "event_msg":

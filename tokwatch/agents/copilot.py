@@ -24,9 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
 from tokwatch.models import Turn
 
 _TURN_FIELDS = frozenset(Turn.__dataclass_fields__)
@@ -99,12 +97,7 @@ class CopilotParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(d, dict):
-            raise BadLine("not an object")
+        d = load_object(line)
         kind = d.get("type")
         if kind == "assistant.message":
             return self._message(as_dict(d.get("data")), d)

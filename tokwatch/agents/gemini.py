@@ -12,9 +12,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.models import Turn
 
 WINDOW = 1_048_576
@@ -94,12 +92,7 @@ class GeminiParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(d, dict):
-            raise BadLine("not an object")
+        d = load_object(line)
         if "$set" in d:
             s = d["$set"]
             if isinstance(s, dict):
@@ -112,11 +105,7 @@ class GeminiParser(LogParser):
         return [t] if t else []
 
     def parse_document(self, data: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        d = as_dict(d)
+        d = load_object(data)
         self._meta(d)
         messages = d.get("messages")
         if not isinstance(messages, list):

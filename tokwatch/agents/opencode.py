@@ -36,7 +36,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.models import Turn
 from tokwatch.tailer import Cursor
 
@@ -114,11 +114,7 @@ class OpenCodeJsonParser(LogParser):
     """
 
     def parse_document(self, data: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        d = as_dict(d)
+        d = load_object(data)
         info = d.get("info")
         if isinstance(info, dict):
             d = info

@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import orjson
-
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
 from tokwatch.models import Turn
 
 
@@ -58,12 +56,7 @@ class QwenParser(LogParser):
         self.project = str(state.get("project") or "")
 
     def feed(self, line: bytes) -> list[Turn]:
-        try:
-            d = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(d, dict):
-            raise BadLine("not an object")
+        d = load_object(line)
         cwd = d.get("cwd")
         if isinstance(cwd, str) and cwd:
             self.project = cwd

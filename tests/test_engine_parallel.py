@@ -1,0 +1,48 @@
+"""The parallel backfill gives exactly what a single process gives (totals, skips, followed state)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tokwatch import engine as engine_mod
+from tokwatch.engine import Engine
+from tokwatch.export import rows
+from tokwatch.store import Store
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+def test_parallel_backfill_equals_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "logs"
+    shutil.copytree(REAL, root)
+    bad = root / "claude" / "projects" / "-p" / "bad.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"garbage\n{oops\n")
+    seq = Engine(Store(), [root])
+    seq.backfill(workers=1)
+    monkeypatch.setattr(engine_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(engine_mod, "PARALLEL_CHUNK_BYTES", 1)  # one file per worker task
+    par = Engine(Store(), [root])
+    par.backfill(workers=2)
+    assert [r.model_dump() for r in rows(par.store)] == [r.model_dump() for r in rows(seq.store)]
+    assert par.skips.by_file == seq.skips.by_file and par.skips.lines == 2
+    assert set(par.files) == set(seq.files)
+    for path, f in seq.files.items():
+        g = par.files[path]
+        assert (g.cursor.offset, g.cursor.fingerprint, g.cursor.tail) == (
+            f.cursor.offset,
+            f.cursor.fingerprint,
+            f.cursor.tail,
+        )
+        assert g.parser.state() == f.parser.state()
+    # and it keeps following: an append after the parallel backfill is read from the right offset
+    log = next(p for p in par.files if p.name.startswith("rollout-2025-10-21"))
+    before = par.store.totals().turns
+    with open(log, "ab") as fh:
+        fh.write(b"not json\n")
+    assert par.refresh([log]) == []
+    assert par.store.totals().turns == before
+    assert par.skips.by_file[log] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def ui_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_app(ui_root: Path, tmp_path: Path) -> Callable[..., Any]:
-    """Build a `TokwatchApp` over `ui_root` with a frozen clock (tests may pass their own)."""
+    """Build a `TokwatchApp` over `ui_root` with a frozen clock and UTC days (tests may pass their own)."""
     from tokwatch.config import Config
     from tokwatch.engine import Engine
     from tokwatch.pricing import Pricer
@@ -35,6 +36,7 @@ def make_app(ui_root: Path, tmp_path: Path) -> Callable[..., Any]:
         config = kw.pop("config", None) or Config()
         engine = Engine(Store(Pricer(config)), [ui_root], debounce_ms=20, step_ms=10)
         kw.setdefault("clock", lambda: FIXED_NOW)
+        kw.setdefault("tz", UTC)  # "today" in the strip must not depend on the machine's zone
         kw.setdefault("export_dir", tmp_path / "exports")
         return TokwatchApp(engine, config=config, **kw)
 

@@ -17,11 +17,12 @@ from tokwatch.ui.sessions import SessionList
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Wait for the history to load and the first session to be selected; stop cursor blink."""
+    """Wait for the history to load, the first session to be selected and the strip to be counted;
+    stop cursor blink."""
     app = pilot.app
     assert isinstance(app, TokwatchApp)
     deadline = time.monotonic() + 10
-    while not (app.loaded and app.query_one(SessionList).selected is not None):
+    while not (app.loaded and app.query_one(SessionList).selected is not None and app.usage is not None):
         assert time.monotonic() < deadline, "history did not load"
         await pilot.pause(0.02)
     for box in app.query(Input):

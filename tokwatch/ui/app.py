@@ -10,15 +10,23 @@ Data flow, and why it is safe:
   few turns a batch holds). So from then on the store is only ever mutated on the UI thread, and
   the widgets never see a half-applied batch. See `TokwatchApp._follow_turns`.
 * Widgets are updated in place: session rows by row key, model rows by model, the other
-  widgets redraw their own few lines. A 1 s timer only refreshes "x ago" (and who is active).
+  widgets redraw their own few lines. A 1 s timer only refreshes "x ago" (and who is active),
+  the block countdown, and the skipped-lines mark.
+* "Today / current block" (`TodayStrip`) comes from `budgets.current_usage`, computed in a second
+  thread worker (it takes `store.lock` itself) after the history is in and after each batch, and
+  posted back as `UsageComputed`; requests made while one runs are coalesced into one more run.
+  The 1 s timer asks again only when the day or the block is over. Budget alarms (80% / 100%,
+  once per period: `budgets.BudgetAlarm`) are checked on the UI thread when a result arrives
+  (day and block) and when a batch changes a session (session budget).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from rich.text import Text
@@ -30,17 +38,21 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from tokwatch import export
+from tokwatch import budgets, export
+from tokwatch.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.config import Config
 from tokwatch.engine import Engine, Progress
-from tokwatch.models import Turn
+from tokwatch.models import Session, Turn
+from tokwatch.store import SessionKey
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
-from tokwatch.ui.messages import LoadDone, LoadProgress, TurnsArrived
+from tokwatch.ui.messages import LoadDone, LoadProgress, TurnsArrived, UsageComputed
 from tokwatch.ui.sessions import SessionList
+from tokwatch.ui.skipped import SkippedScreen
+from tokwatch.ui.strip import TodayStrip
 
 MOVE = Binding.Group("Move", compact=True)
 #: Longer project names are cut in the header (Gemini names projects by a 64-digit hash).
@@ -71,6 +83,7 @@ class TokwatchApp(App[None]):
         Binding("a", "toggle_active", "Active", id="toggle_active"),
         Binding("slash", "filter", "Filter", id="filter", key_display="/"),
         Binding("e", "export", "Export", id="export"),
+        Binding("exclamation_mark", "skipped", "Skipped lines", id="skipped", key_display="!", show=False),
         Binding("j", "select_next", "Next", id="select_next", group=MOVE),
         Binding("k", "select_previous", "Previous", id="select_previous", group=MOVE),
     ]
@@ -84,8 +97,12 @@ class TokwatchApp(App[None]):
         demo: bool = False,
         clock: Callable[[], float] = time.time,
         tick_seconds: float = 1.0,
+        tz: tzinfo | None = None,
     ) -> None:
-        """`clock` is "now" in unix seconds: injectable so tests and snapshots never read the wall clock."""
+        """`clock` is "now" in unix seconds: injectable so tests and snapshots never read the wall clock.
+
+        `tz` is the zone "today" is cut in (None: the machine's local zone, as `tokwatch report`).
+        """
         super().__init__()
         self.engine = engine
         self.store = engine.store
@@ -94,10 +111,22 @@ class TokwatchApp(App[None]):
         self.demo = demo
         self.clock = clock
         self.tick_seconds = tick_seconds
+        self.tz = tz
         self.loaded = False
         #: the newest CSV written by `e` (None before the first)
         self.last_export: Path | None = None
         self._stop = threading.Event()
+        #: today and the running block, as last computed (None until the history is in)
+        self.usage: Usage | None = None
+        #: which budget crossings were announced (each once per day, block or session)
+        self.alarm = BudgetAlarm()
+        #: malformed log lines skipped so far, as the header shows them
+        self.skipped_lines = 0
+        self._usage_running = False
+        self._usage_pending = False
+        self._usage_failed = False
+        #: when the day or the running block ends: the clock then asks for fresh usage
+        self._usage_expires = math.inf
 
     # ------------------------------------------------------------------ layout
     @property
@@ -107,6 +136,7 @@ class TokwatchApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◔")
+        yield TodayStrip(self.clock, self.config.budgets.agents, id="strip")
         with Container(id="body"):
             with Vertical(id="side"):
                 yield FilterInput(placeholder="filter: project or model", id="filter", compact=True)
@@ -117,7 +147,7 @@ class TokwatchApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "demo" if self.demo else ""
+        self._update_sub_title()
         self._main.query_one(Detail).set_empty_text(self._empty_text())
         self._main.query_one(Detail).show(None)
         self._update_side_title()
@@ -126,7 +156,7 @@ class TokwatchApp(App[None]):
         self._run_engine()
 
     def format_title(self, title: str, sub_title: str) -> Content:
-        """The header: the selected session, plus a discreet `demo` mark (both literal text)."""
+        """The header: the selected session, plus discreet `demo` and `⚠ N skipped` marks (all literal)."""
         content = Content(title)
         if sub_title:
             content = Content.assemble(content, ("  ", ""), (sub_title, "dim italic"))
@@ -189,19 +219,25 @@ class TokwatchApp(App[None]):
         self._main.query_one(Detail).update_session()
         self._main.query_one(Detail).set_empty_text(self._empty_text())
         self._update_side_title()
-        skips = self.engine.skips
-        if skips.lines:
+        skips = self._skips()
+        self._update_skips(skips)
+        if skips:
+            files = sum(1 for n in skips.values() if n)
             self.notify(
-                f"Skipped {skips.lines} malformed lines in {skips.files} files",
+                f"Skipped {sum(skips.values())} malformed lines in {files} files"
+                f" (press {self._bound_key('skipped', '!')} for the list)",
                 severity="warning",
                 markup=False,
             )
+        self._seed_session_alarms()
+        self._request_usage()
 
     def on_turns_arrived(self, message: TurnsArrived) -> None:
         """Apply one batch on the UI thread, then update only what it changed."""
         if self._stop.is_set():
             return
         changes = self.store.apply(message.turns)
+        self._update_skips()
         if not changes:
             return
         with self.batch_update():
@@ -210,12 +246,129 @@ class TokwatchApp(App[None]):
             if detail.key in changes.sessions:
                 detail.update_session()
             self._update_side_title()
+        self._check_session_budgets(changes.sessions)
+        self._request_usage()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """Worker failures surface here, in one place (exit_on_error=False keeps the app up)."""
         if event.worker.group == "engine" and event.state is WorkerState.ERROR:
             self.notify(f"Reading logs failed: {event.worker.error}", severity="error", markup=False)
+        elif event.worker.group == "usage" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self._usage_running = False
+            if event.state is WorkerState.ERROR and not self._usage_failed:
+                self._usage_failed = True  # said once: the next batch tries again anyway
+                self.notify(
+                    f"Counting today's usage failed: {event.worker.error}", severity="error", markup=False
+                )
+
+    # ------------------------------------------------------------------ today, block, budgets
+    def _request_usage(self) -> None:
+        """Recompute today and the running block off the UI thread; one run at a time, coalesced."""
+        if not self.loaded or self._stop.is_set():
+            return
+        if self._usage_running:
+            self._usage_pending = True
+            return
+        self._usage_running, self._usage_pending = True, False
+        chain_from = self.usage.last_start if self.usage is not None else None
+        self._compute_usage(self.clock(), chain_from)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="usage", name="usage")
+    def _compute_usage(self, now: float, chain_from: float | None) -> None:
+        """On a worker thread: `current_usage` reads the store under its lock; post the result."""
+        usage = budgets.current_usage(
+            self.store, now, self.tz, agents=self.config.budgets.agents, chain_from=chain_from
+        )
+        if not get_current_worker().is_cancelled:
+            self.post_message(UsageComputed(usage))
+
+    def on_usage_computed(self, message: UsageComputed) -> None:
+        self._usage_running = False
+        if self._stop.is_set():
+            return
+        u = self.usage = message.usage
+        states = u.states(self.config.budgets)  # daily and block (a session budget needs a session)
+        try:
+            self._main.query_one(TodayStrip).set(u, states)
+        except NoMatches:
+            return
+        day_end = budgets.day_bounds(u.now, self.tz)[2]
+        self._usage_expires = min(day_end, u.block.end if u.block is not None else math.inf)
+        periods = budgets.period_keys(u)
+        self._announce(
+            self.alarm.check({n: (periods[n], st) for n, st in states.items() if n in ("daily", "block")})
+        )
+        if self._usage_pending:
+            self._request_usage()
+
+    def _session_states(self, sessions: Iterable[Session]) -> Iterable[tuple[Session, BudgetState]]:
+        limit = self.config.budgets.session
+        if limit is None:
+            return
+        for s in sessions:
+            yield s, budgets.evaluate("session", limit, s.totals)
+
+    def _check_session_budgets(self, keys: Iterable[SessionKey]) -> None:
+        """The sessions a batch changed: announce each one's first 80% and 100% of the session budget."""
+        if self.config.budgets.session is None:
+            return
+        crossings: list[tuple[Crossing, Session]] = []
+        with self.store.lock:
+            changed = [s for k in keys if (s := self.store.sessions.get(k)) is not None]
+            for s, st in self._session_states(changed):
+                crossings += [(c, s) for c in self.alarm.check({"session": (_period(s), st)})]
+        for c, s in crossings:
+            self._announce([c], s)
+
+    def _seed_session_alarms(self) -> None:
+        """History is in: active sessions already past a threshold are announced, older ones never."""
+        if self.config.budgets.session is None:
+            return
+        now, minutes = self.clock(), self.config.active_minutes
+        with self.store.lock:
+            sessions = list(self.store.sessions.values())
+        active = [s for s in sessions if fmt.is_active(s, now, minutes)]
+        for s, st in self._session_states(s for s in sessions if not fmt.is_active(s, now, minutes)):
+            self.alarm.check({"session": (_period(s), st)})  # remembered, not said
+        self._check_session_budgets(s.key for s in active)
+
+    def _announce(self, crossings: list[Crossing], session: Session | None = None) -> None:
+        """A notification (literal text) and the terminal bell for each new crossing."""
+        for c in crossings:
+            title = "Budget"
+            if session is not None:
+                title = f"Budget · {session.agent} · {fmt.project_name(session.project)}"
+            self.notify(
+                c.message(),
+                title=title,
+                severity="error" if c.threshold >= 100 else "warning",
+                timeout=10,
+                markup=False,
+            )
+            self.bell()
+
+    # ------------------------------------------------------------------ skipped lines
+    def _skips(self) -> dict[Path, int]:
+        """A copy of the engine's skipped-line counts (the engine thread may be adding to them)."""
+        for _ in range(3):
+            try:
+                return {p: n for p, n in dict(self.engine.skips.by_file).items() if n}
+            except RuntimeError:  # changed size during the copy: try again
+                continue
+        return {}
+
+    def _update_skips(self, skips: dict[Path, int] | None = None) -> None:
+        n = sum((self._skips() if skips is None else skips).values())
+        if n != self.skipped_lines:
+            self.skipped_lines = n
+            self._update_sub_title()
+
+    def _update_sub_title(self) -> None:
+        parts = ["demo"] if self.demo else []
+        if self.skipped_lines:
+            parts.append(f"⚠ {self.skipped_lines:,} skipped")
+        self.sub_title = "  ".join(parts)
 
     def _stop_engine(self) -> None:
         self._stop.set()
@@ -253,11 +406,17 @@ class TokwatchApp(App[None]):
             return  # quitting: the widgets may already be gone
         try:
             sessions, detail = self._main.query_one(SessionList), self._main.query_one(Detail)
+            strip = self._main.query_one(TodayStrip)
         except NoMatches:
             return
         with self.batch_update():
             sessions.tick()
             detail.tick()
+            strip.tick()
+        self._update_skips()
+        if self.loaded and self.clock() >= self._usage_expires:
+            self._usage_expires = math.inf  # asked once; the result sets the next expiry
+            self._request_usage()
 
     def _empty_text(self) -> Text:
         if not self.loaded:
@@ -333,13 +492,27 @@ class TokwatchApp(App[None]):
             return
         self.push_screen(HelpScreen(self.help_keys(), self.config.active_minutes))
 
-    def help_keys(self) -> list[tuple[str, str]]:
-        """The keys as bound right now (read from the active bindings, so a user keymap shows)."""
+    def action_skipped(self) -> None:
+        """`!`: the files with skipped (malformed) lines, and how many."""
+        if isinstance(self.screen, SkippedScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(SkippedScreen(self._skips()))
+
+    def _bound(self) -> dict[str, list[str]]:
         bound: dict[str, list[str]] = {}
         for active in self.active_bindings.values():
             b = active.binding
             if b.id:
                 bound.setdefault(b.id, []).append(self.get_key_display(b))
+        return bound
+
+    def _bound_key(self, binding_id: str, default: str) -> str:
+        return "/".join(self._bound().get(binding_id, [default]))
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        """The keys as bound right now (read from the active bindings, so a user keymap shows)."""
+        bound = self._bound()
 
         def key(binding_id: str, default: str) -> str:
             return "/".join(bound.get(binding_id, [default]))
@@ -350,6 +523,7 @@ class TokwatchApp(App[None]):
             (key("toggle_active", "a"), "all sessions / active only"),
             (key("filter", "/"), "filter by project, model or agent (Enter keeps it, Esc clears)"),
             (key("export", "e"), f"write a CSV snapshot to {self.export_dir}"),
+            (key("skipped", "!"), "list the log lines that could not be read, by file"),
             (key("help", "?"), "this help"),
             ("ctrl+p", "command palette: themes, export, filter…"),
             (key("quit", "q"), "quit"),
@@ -370,3 +544,9 @@ class TokwatchApp(App[None]):
         )
         yield SystemCommand("Filter sessions", "By project, model or agent", self.action_filter)
         yield SystemCommand("Keys and legend", "The help screen", self.action_help)
+        yield SystemCommand("Skipped lines", "Log lines that could not be read, by file", self.action_skipped)
+
+
+def _period(s: Session) -> str:
+    """The `BudgetAlarm` period of a session budget: the session itself."""
+    return f"{s.agent}:{s.session_id}"

@@ -174,6 +174,8 @@ def fit(text: Text, width: int, justify: str = "left") -> Text:
 
 
 AGENT_WIDTH = 9
+#: The mark of a session whose log files were deleted (its totals come from the cache).
+ARCHIVED = "archived"
 AGO_WIDTH = 14
 CTX_WIDTH = 5
 COST_WIDTH = 9
@@ -185,6 +187,8 @@ def entry(s: Session, now: float, active: bool, width: int, one_line: bool) -> T
     one line:  `● claude  spotter-dov      5 minutes ago  49%    $1.08`
     two lines: `● claude  spotter-dov                 $1.08`
                `  5 minutes ago                    ctx 49%`
+    An archived session (its logs were deleted) gets a dim `archived` after its name (one line)
+    or after its time (two lines).
     """
     marker = Text("● ", style="bold green") if active else Text("· ", style="dim")
     agent = fit(Text(s.agent, style="bold"), AGENT_WIDTH - 1) + Text(" ")
@@ -193,7 +197,11 @@ def entry(s: Session, now: float, active: bool, width: int, one_line: bool) -> T
     money = cost(s.totals)
     if one_line:
         rest = width - 2 - AGENT_WIDTH - AGO_WIDTH - CTX_WIDTH - COST_WIDTH - 2
-        return Text.assemble(
+        if s.archived:  # after the name, which gives up its room first
+            mark = Text(ARCHIVED, style="dim")
+            room = max(0, rest - mark.cell_len - 1)
+            name = (fit(name, room) if name.cell_len > room else name) + Text(" ") + mark
+        line = Text.assemble(
             marker,
             agent,
             fit(name, rest),
@@ -202,8 +210,12 @@ def entry(s: Session, now: float, active: bool, width: int, one_line: bool) -> T
             fit(Text(percent(s)), CTX_WIDTH, "right"),
             fit(money, COST_WIDTH, "right"),
         )
+        return fit(line, width)  # a tiny terminal: cut, never wider than the list
     rest = width - 2 - AGENT_WIDTH - COST_WIDTH
     line1 = Text.assemble(marker, agent, fit(name, rest), fit(money, COST_WIDTH, "right"))
     ctx = Text("ctx " + percent(s), style="dim")
+    if s.archived:
+        when.append(" · ", style="dim")
+        when.append(ARCHIVED, style="dim")
     line2 = Text.assemble("  ", fit(when, width - 2 - cell_len(ctx.plain)), ctx)
-    return Text.assemble(line1, "\n", line2)
+    return Text.assemble(fit(line1, width), "\n", fit(line2, width))

@@ -19,6 +19,15 @@ LEGEND = (
     ("≥$X*", "a lower bound: some turns use a model without a known price"),
     ("unknown", "no turn of it could be priced (never shown as $0)"),
     ("burn rate", "tokens/min and $/h over the latest turns (a pause over 15 min ends the run)"),
+    ("Today", "today's cost, tokens and turns (local midnight to midnight); daily budget used"),
+    (
+        "Block",
+        "the running 5-hour block: time left, cost, tokens, $/h since its first turn and the cost "
+        "projected at its end at that pace; block budget used",
+    ),
+    ("daily 42%", "a budget's share used: green < 50%, yellow < 80%, red above; 80% and 100% ring the bell"),
+    ("archived", "the session's log files were deleted; its totals come from tokwatch's cache"),
+    ("⚠ 3 skipped", "log lines that could not be read (in the header); ! lists them by file"),
 )
 
 

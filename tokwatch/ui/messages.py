@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from tokwatch.budgets import Usage
 from tokwatch.models import Turn
 
 
@@ -36,3 +37,11 @@ class TurnsArrived(Message):
     def __init__(self, turns: list[Turn]) -> None:
         super().__init__()
         self.turns = turns
+
+
+class UsageComputed(Message):
+    """Today's and the running block's totals, computed by the usage worker for the strip."""
+
+    def __init__(self, usage: Usage) -> None:
+        super().__init__()
+        self.usage = usage

@@ -32,7 +32,16 @@ class Entry(Text):
 def _version(s: Session) -> tuple[object, ...]:
     """Everything an entry shows apart from the clock: equal versions draw equal entries."""
     t = s.totals
-    return (s.last_seen, s.project, t.turns, t.cost_pico, t.unpriced_turns, s.context_used, s.context_window)
+    return (
+        s.last_seen,
+        s.project,
+        t.turns,
+        t.cost_pico,
+        t.unpriced_turns,
+        s.context_used,
+        s.context_window,
+        s.archived,
+    )
 
 
 def row_key(key: SessionKey) -> str:

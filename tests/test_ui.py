@@ -413,3 +413,18 @@ async def test_usable_while_history_loads(ui_root: Path) -> None:
         await loaded(pilot)
         assert not app.query_one("#loading").display
         assert app.query_one(Detail).key == MARKUP
+
+
+async def test_narrow_header_keeps_the_whole_short_id(make_app: Callable[..., TokwatchApp]) -> None:
+    """At 60 columns a long project name gives way; agent and the 8-character id stay whole."""
+    app = make_app()
+    async with app.run_test(size=(60, 30)) as pilot:
+        await loaded(pilot)
+        with app.store.lock:
+            gemini = next(s for s in app.store.sessions.values() if len(s.project) > 40)
+        app.query_one(Detail).show(gemini.key)
+        app._update_title()
+        await pilot.pause()
+        assert app.title.startswith(f"{gemini.agent} · ")
+        assert app.title.endswith(f" · {gemini.session_id[:8]}")
+        assert len(app.title) <= 60 - 28

@@ -170,6 +170,7 @@ class TokwatchApp(App[None]):
             return
         footer.compact = event.size.width < NARROW_BELOW
         footer.show_command_palette = event.size.width >= NARROW_BELOW  # ctrl+p still works
+        self._update_title()
 
     @on(SessionList.Relayout)
     def _sessions_relayout(self) -> None:
@@ -389,10 +390,15 @@ class TokwatchApp(App[None]):
             if s is None:
                 self.title = "tokwatch"
             else:
+                short = fmt.short_id(s.session_id)
+                # The project gives way first: agent and the 8-character id always fit whole
+                # (the header also holds the clock, the subtitle and the loading spinner).
+                room = self.size.width - len(s.agent) - len(short) - len(self.sub_title) - 28
+                limit = max(6, min(TITLE_PROJECT_MAX, room))
                 name = fmt.project_name(s.project)
-                if len(name) > TITLE_PROJECT_MAX:
-                    name = name[: TITLE_PROJECT_MAX - 1] + "…"
-                self.title = f"{s.agent} · {name} · {fmt.short_id(s.session_id)}"
+                if len(name) > limit:
+                    name = name[: limit - 1] + "…"
+                self.title = f"{s.agent} · {name} · {short}"
 
     def _update_side_title(self) -> None:
         sessions = self._main.query_one(SessionList)

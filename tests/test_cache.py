@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -84,18 +85,40 @@ def test_append_after_cache_is_read(logs: Path, tmp_path: Path) -> None:
     assert (row["turns"], row["input_tokens"], row["output_tokens"]) == (2, 8, 11)
 
 
-def test_truncated_file_is_reread(logs: Path, tmp_path: Path) -> None:
+def _live_after(logs: Path, log: Path, change: Callable[[], None]) -> dict[str, object]:
+    """The row a running tokwatch shows after `change` happened while it followed the file."""
+    engine = Engine(Store(), [logs])
+    engine.backfill()
+    change()
+    engine.store.apply(engine.refresh([log]))
+    return next(r.model_dump() for r in rows(engine.store) if r.session_id == "s-cache")
+
+
+def _session_row(export_rows: list[dict[str, object]]) -> tuple[object, ...]:
+    row = next(r for r in export_rows if r["session_id"] == "s-cache")
+    return (row["turns"], row["input_tokens"], row["output_tokens"])
+
+
+# A log rewritten shorter, replaced, or rewritten in place is read again from 0. Its earlier turns
+# were billed, so they stay counted (a turn read again replaces itself by id): after a restart the
+# cache gives exactly what a tokwatch that kept running shows.
+
+
+def test_truncated_file_is_reread_and_earlier_turns_stay(logs: Path, tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
     log = logs / "claude" / "projects" / "-p" / "s-cache.jsonl"
     log.parent.mkdir(parents=True)
-    log.write_bytes(_assistant("m1", 5, 7) + _assistant("m2", 3, 4))
+    original = _assistant("m1", 5, 7) + _assistant("m2", 3, 4)
+    log.write_bytes(original)
     _export(logs, cache)
     log.write_bytes(_assistant("m9", 1, 1))  # truncated and rewritten, shorter
     warm, _ = _export(logs, cache)
-    cold, _ = _export(logs, None)
-    assert warm == cold
-    row = next(r for r in warm if r["session_id"] == "s-cache")
-    assert (row["turns"], row["input_tokens"]) == (1, 1)
+    assert _session_row(warm) == (3, 9, 12)
+    log.write_bytes(original)
+    live = _live_after(logs, log, lambda: log.write_bytes(_assistant("m9", 1, 1)))
+    assert (live["turns"], live["input_tokens"], live["output_tokens"]) == (3, 9, 12)
+    cold, _ = _export(logs, None)  # without the cache only what the file holds now is known
+    assert _session_row(cold) == (1, 1, 1)
 
 
 def test_replaced_file_same_size_is_reread(logs: Path, tmp_path: Path) -> None:
@@ -108,8 +131,12 @@ def test_replaced_file_same_size_is_reread(logs: Path, tmp_path: Path) -> None:
     tmp.write_bytes(_assistant("m2", 6, 8))  # same length, other content, new inode
     os.replace(tmp, log)
     warm, _ = _export(logs, cache)
-    row = next(r for r in warm if r["session_id"] == "s-cache")
-    assert (row["turns"], row["input_tokens"], row["output_tokens"]) == (1, 6, 8)
+    assert _session_row(warm) == (2, 11, 15)
+    # the same file written again with the same turn: counted once, not twice
+    tmp.write_bytes(_assistant("m2", 6, 8))
+    os.replace(tmp, log)
+    again, _ = _export(logs, cache)
+    assert _session_row(again) == (2, 11, 15)
 
 
 def test_rewritten_in_place_with_other_first_bytes_is_reread(logs: Path, tmp_path: Path) -> None:
@@ -121,8 +148,23 @@ def test_rewritten_in_place_with_other_first_bytes_is_reread(logs: Path, tmp_pat
     with open(log, "r+b") as f:  # same inode, longer, different start
         f.write(_assistant("m3", 2, 2, ts="2026-01-02T00:00:00.000Z") + _assistant("m4", 1, 1))
     warm, _ = _export(logs, cache)
+    assert _session_row(warm) == (3, 8, 10)
     cold, _ = _export(logs, None)
+    assert _session_row(cold) == (2, 3, 3)
+
+
+def test_log_deleted_while_running_stays_in_the_cache(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    cold, _ = _export(logs, None)
+    engine = Engine(Store(), [logs], cache=cache)
+    engine.backfill()
+    victim = next(logs.rglob("rollout-*.jsonl"))
+    victim.unlink()
+    engine.store.apply(engine.refresh([victim]))
+    engine.save_cache()
+    warm, restarted = _export(logs, cache)
     assert warm == cold
+    assert restarted.archived_files == 1
 
 
 def test_corrupt_cache_is_discarded_and_rebuilt(logs: Path, tmp_path: Path) -> None:

@@ -170,6 +170,7 @@ class Engine:
         self.cache = cache
         self._cached: dict[str, Entry] = {}  # loaded entries not (yet) followed: other roots, deleted logs
         self.archived_files = 0
+        self.watch_error = ""  # why OS file watching was replaced by polling, if it was
         self._dirty = False
         self._saved_at = time.monotonic()
 
@@ -205,11 +206,14 @@ class Engine:
         self._cached = self.cache.load() if self.cache else {}
         dirty = False
         fresh: list[tuple[Path, int]] = []
+        seeds: dict[Path, list[Turn]] = {}
         for path, size in zip(found, sizes, strict=True):
             entry = self._cached.pop(str(path), None)
             turns = self._resume(path, entry) if entry else None
             if turns is None:
                 fresh.append((path, size))
+                if entry is not None:
+                    seeds[path] = entry.turns  # the file changed while we were away
                 continue
             if entry is not None and (len(turns) != len(entry.turns) or self._moved(path, entry)):
                 dirty = True
@@ -218,6 +222,12 @@ class Engine:
         if fresh:
             dirty = True
             for path, size in self._read_fresh(fresh, workers):
+                f = self.files.get(path)
+                if f is not None:
+                    # A log rewritten or replaced since it was cached keeps its earlier turns
+                    # (billed); those it still holds were just read again and replace them.
+                    for t in seeds.get(path, ()):
+                        f.turns.setdefault(t.turn_id, t)
                 changes.merge(self._apply_file(path))
                 advance(size)
         changes.merge(self._archived())
@@ -404,8 +414,9 @@ class Engine:
         if change is Change.SAME:
             return []
         if change is Change.RESET:
+            # Read again from 0 with a fresh parser. The file's earlier turns stay in `f.turns`:
+            # they were billed, and re-read ones replace themselves by id.
             f.parser = f.agent.parser(path)
-            f.turns.clear()
         return self._lines(path, f)
 
     def _lines(self, path: Path, f: Followed) -> list[Turn]:
@@ -428,8 +439,11 @@ class Engine:
         return out
 
     def _drop(self, path: Path) -> None:
-        """The file is gone: stop following it; its turns stay counted (they were billed)."""
-        self.files.pop(path, None)
+        """The file is gone: stop following it. Its turns stay counted (they were billed), in the
+        store now and in the cache later, as an archived entry."""
+        f = self.files.pop(path, None)
+        if f is not None and f.turns:
+            self._cached[str(path)] = f.entry()
 
     def refresh(self, paths: Iterable[Path]) -> list[Turn]:
         """Read whatever changed at these paths (files or folders), as watch events name them."""
@@ -437,7 +451,7 @@ class Engine:
         for p in paths:
             if p in self.files:
                 turns.extend(self._read(p))
-            elif p.is_dir():
+            elif p.is_dir() and (self._in_scope(p) or any(p in r.parents for r in self.roots)):
                 for child in walk(p):
                     if self._in_scope(child):
                         turns.extend(self._add(child))
@@ -540,10 +554,18 @@ class Engine:
                             self.save_cache()
                         if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
                             break  # the set of folders to watch changed: restart the watcher
-            except OSError as e:  # a root vanished between the check and the watch
+            except FileNotFoundError as e:  # a root vanished between the check and the watch
                 log.debug("watch restarted: %s", e)
                 if stop.wait(0.5):
                     return
+            except OSError as e:
+                # The OS refused to watch (inotify limits, an odd filesystem): poll instead of
+                # retrying forever, and say so. Polling still reads only what changed.
+                if force_polling:
+                    raise
+                log.warning("file watching unavailable (%s): polling instead", e)
+                self.watch_error = str(e)
+                force_polling = True
 
 
 def _read_entries(paths: list[str]) -> list[tuple[str, Entry | None, int]]:

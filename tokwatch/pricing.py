@@ -10,6 +10,7 @@ the subtract-then-add of an updated turn are exact.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from tokwatch.config import Config, PriceOverride
 from tokwatch.models import Turn
 
 PICO = Decimal(10) ** 12
+MAX_TURN_COST_USD = 1e6  # an agent-reported cost above this for ONE request is not believed
 _PROBE = 1_000_000
 
 # (input, cache_read, cache_write_5m, cache_write_1h, output) in picodollars per token
@@ -179,8 +181,10 @@ class Pricer:
         return card
 
     def cost_pico(self, t: Turn) -> int | None:
-        if t.cost_usd is not None:
-            return round(t.cost_usd * 1e12)
+        c = t.cost_usd
+        if c is not None and math.isfinite(c) and 0 <= c < MAX_TURN_COST_USD:
+            return round(c * 1e12)
+        # (an absurd agent-reported cost, e.g. 1e300 from a hostile log, is ignored: priced by tokens)
         card = self.card(t.agent, t.model)
         return None if card is None else card.cost_pico(t)
 

@@ -61,6 +61,7 @@ class CopilotParser(LogParser):
         self.window = 0
         #: Messages since the process started: [message id, model, output tokens, timestamp].
         self.pending: list[list[object]] = []
+        self.shutdowns: list[str] = []  # shutdown event ids already counted (a log may repeat one)
 
     def state(self) -> dict[str, object]:
         return {
@@ -69,6 +70,7 @@ class CopilotParser(LogParser):
             "model": self.model,
             "window": self.window,
             "pending": self.pending,
+            "shutdowns": self.shutdowns,
         }
 
     def restore(self, state: Mapping[str, object]) -> None:
@@ -77,6 +79,8 @@ class CopilotParser(LogParser):
         self.model = str(state.get("model") or "unknown")
         w = state.get("window")
         self.window = w if type(w) is int else 0
+        seen = state.get("shutdowns")
+        self.shutdowns = [str(x) for x in seen] if isinstance(seen, list) else []
         pending = state.get("pending")
         self.pending = (
             [list(p) for p in pending if isinstance(p, list) and len(p) == 4]
@@ -148,6 +152,9 @@ class CopilotParser(LogParser):
         event_id = d.get("id")
         if not isinstance(event_id, str) or not event_id:
             event_id = f"shutdown@{d.get('timestamp')}"
+        if event_id in self.shutdowns:
+            return []  # the same shutdown written again: already counted
+        self.shutdowns.append(event_id)
         ts = parse_ts(d.get("timestamp"))
         current = data.get("currentModel")
         current_tokens = data.get("currentTokens")
@@ -235,8 +242,13 @@ class CopilotParser(LogParser):
     @staticmethod
     def _shares(total: int, slots: int, n: int) -> list[int]:
         """One even share per request; the last of `n` entries takes the slots beyond `n - 1`."""
-        per = split(total, [1] * slots)
-        return [*per[: n - 1], sum(per[n - 1 :])]
+        # Arithmetic, not a list of `slots` shares: the count comes from the log and may be huge.
+        if n <= 0:
+            return []
+        slots = max(slots, n)
+        q, r = divmod(max(total, 0), slots)
+        first = [q + (1 if i < r else 0) for i in range(n - 1)]
+        return [*first, max(total, 0) - sum(first)]
 
 
 class Copilot(Agent):

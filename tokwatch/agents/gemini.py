@@ -9,6 +9,7 @@ were billed, so turns are never removed; `cached` is inside `input`, `thoughts` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -127,12 +128,22 @@ class Gemini(Agent):
     default_context_window = WINDOW
 
     def __init__(self) -> None:
-        self._slugs: dict[str, str] = {}
+        self._slugs: dict[str, str] | None = None
+
+    @staticmethod
+    def _base(env: Mapping[str, str], home: Path) -> Path:
+        return Path(env["GEMINI_CLI_HOME"]).expanduser() if env.get("GEMINI_CLI_HOME") else home
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
-        base = Path(env["GEMINI_CLI_HOME"]).expanduser() if env.get("GEMINI_CLI_HOME") else home
+        base = self._base(env, home)
         self._slugs = _project_names(base)
         return [base / ".gemini" / "tmp"]
+
+    def slugs(self) -> dict[str, str]:
+        """Loaded on first use too: a backfill worker process never calls `roots()`."""
+        if self._slugs is None:
+            self._slugs = _project_names(self._base(os.environ, Path.home()))
+        return self._slugs
 
     def owns_path(self, path: Path) -> bool:
         if path.suffix not in (".json", ".jsonl"):
@@ -147,7 +158,7 @@ class Gemini(Agent):
 
     def parser(self, path: Path) -> LogParser:
         p = GeminiParser(path)
-        p.project = self._slugs.get(p.project, p.project)
+        p.project = self.slugs().get(p.project, p.project)
         return p
 
 

@@ -27,13 +27,6 @@ from pathlib import Path
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
 from tokwatch.models import Turn
 
-_TURN_FIELDS = frozenset(Turn.__dataclass_fields__)
-
-
-def optional_fields(**kw: object) -> dict[str, object]:
-    """Keyword arguments for Turn fields that may not exist yet (see docs/agents-more.md)."""
-    return {k: v for k, v in kw.items() if k in _TURN_FIELDS}
-
 
 def split(total: int, weights: list[int]) -> list[int]:
     """`total` split in proportion to `weights` (evenly when they are all 0), summing exactly."""
@@ -177,7 +170,7 @@ class CopilotParser(LogParser):
                         cache_write=t.cache_write,
                         output=t.output,
                         reasoning=t.reasoning,
-                        **optional_fields(context_tokens=current_tokens),
+                        context_tokens=current_tokens,
                     )
                     break
         self.pending = []

@@ -40,7 +40,6 @@ from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load
 from tokwatch.models import Turn
 from tokwatch.tailer import Cursor
 
-_TURN_FIELDS = frozenset(Turn.__dataclass_fields__)
 _CHANNEL_DB = re.compile(r"^opencode-[A-Za-z0-9._-]+\.db$")
 
 #: Rows updated this long before the watermark are read again (writers commit out of order).
@@ -52,11 +51,6 @@ FULL_SCAN_SECONDS = 30.0
 #: Messages still streaming, re-read by id on every change until they complete.
 MAX_PENDING = 256
 BUSY_TIMEOUT = 0.25
-
-
-def optional_fields(**kw: object) -> dict[str, object]:
-    """Keyword arguments for Turn fields that may not exist yet (see docs/agents-more.md)."""
-    return {k: v for k, v in kw.items() if k in _TURN_FIELDS}
 
 
 def message_turn(d: Mapping[str, object], msg_id: str, session_id: str, project: str = "") -> Turn | None:
@@ -90,7 +84,8 @@ def message_turn(d: Mapping[str, object], msg_id: str, session_id: str, project:
     times = d.get("time")
     created = times.get("created") if isinstance(times, dict) else None
     cost = d.get("cost")
-    extra = optional_fields(cost_usd=float(cost)) if isinstance(cost, int | float) and cost > 0 else {}
+    # 0 also means "subscription" or "free": only a positive stored cost is the agent's own price.
+    extra = {"cost_usd": float(cost)} if isinstance(cost, int | float) and cost > 0 else {}
     return Turn(
         agent="opencode",
         session_id=session_id,

@@ -240,3 +240,18 @@ def test_two_writers_never_corrupt(logs: Path, tmp_path: Path) -> None:
     warm, _ = _export(logs, cache)
     cold, _ = _export(logs, None)
     assert warm == cold
+
+
+def test_warm_start_with_nothing_new_does_not_rewrite_the_cache(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    (logs / "MANIFEST.json").write_text('{"not": "a log"}')  # a file no agent claims
+    _export(logs, cache)
+    first = cache.path.stat().st_mtime_ns
+    os.utime(cache.path, ns=(first - 10**9, first - 10**9))
+    _export(logs, cache)
+    assert cache.path.stat().st_mtime_ns == first - 10**9  # not written again
+    log = next(logs.rglob("rollout-*.jsonl"))
+    with open(log, "ab") as f:
+        f.write(b'{"type":"event_msg","payload":{"type":"other"}}\n')
+    _export(logs, cache)
+    assert cache.path.stat().st_mtime_ns != first - 10**9  # an appended line moves the offset: saved

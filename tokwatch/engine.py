@@ -220,10 +220,10 @@ class Engine:
             changes.merge(self._apply_file(path))
             advance(size)
         if fresh:
-            dirty = True
             for path, size in self._read_fresh(fresh, workers):
                 f = self.files.get(path)
-                if f is not None:
+                if f is not None:  # (files no agent claims are never cached: nothing to save)
+                    dirty = True
                     # A log rewritten or replaced since it was cached keeps its earlier turns
                     # (billed); those it still holds were just read again and replace them.
                     for t in seeds.get(path, ()):

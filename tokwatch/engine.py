@@ -33,6 +33,18 @@ PARALLEL_CHUNK_BYTES = 16 << 20
 HEARTBEAT_MS = 2000  # idle wake-up: missing roots, safety rescan, cache save
 
 
+def _needle_lines(block: bytes, needle: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of `block` holding `needle`, each line once, in order."""
+    find, rfind = block.find, block.rfind
+    i = find(needle)
+    while i >= 0:
+        end = find(b"\n", i)
+        if end < 0:
+            end = len(block)
+        yield rfind(b"\n", 0, i) + 1, end
+        i = find(needle, end)
+
+
 def _select(block: bytes, needles: tuple[bytes, ...]) -> Iterator[bytes]:
     """The lines of `block` that contain a needle, in order, found with C-speed `bytes.find`.
 
@@ -43,28 +55,10 @@ def _select(block: bytes, needles: tuple[bytes, ...]) -> Iterator[bytes]:
         yield from (line for line in block.split(b"\n") if line)
         return
     if len(needles) == 1:
-        needle = needles[0]
-        find, rfind = block.find, block.rfind
-        i = find(needle)
-        while i >= 0:
-            start = rfind(b"\n", 0, i) + 1
-            end = find(b"\n", i)
-            if end < 0:
-                end = len(block)
-            yield block[start:end]
-            i = find(needle, end)
-        return
-    spans: set[tuple[int, int]] = set()
-    for needle in needles:
-        i = block.find(needle)
-        while i >= 0:
-            start = block.rfind(b"\n", 0, i) + 1
-            end = block.find(b"\n", i)
-            if end < 0:
-                end = len(block)
-            spans.add((start, end))
-            i = block.find(needle, end)
-    for start, end in sorted(spans):
+        spans: Iterable[tuple[int, int]] = _needle_lines(block, needles[0])
+    else:  # a line may hold several needles: once, in file order
+        spans = sorted({span for n in needles for span in _needle_lines(block, n)})
+    for start, end in spans:
         yield block[start:end]
 
 
@@ -209,13 +203,13 @@ class Engine:
         seeds: dict[Path, list[Turn]] = {}
         for path, size in zip(found, sizes, strict=True):
             entry = self._cached.pop(str(path), None)
-            turns = self._resume(path, entry) if entry else None
-            if turns is None:
+            new = self._resume(path, entry) if entry else None
+            if new is None:
                 fresh.append((path, size))
                 if entry is not None:
                     seeds[path] = entry.turns  # the file changed while we were away
                 continue
-            if entry is not None and (len(turns) != len(entry.turns) or self._moved(path, entry)):
+            if entry is not None and (new or self._moved(path, entry)):
                 dirty = True
             changes.merge(self._apply_file(path))
             advance(size)
@@ -313,8 +307,9 @@ class Engine:
         f = self.files.get(path)
         return f is None or f.cursor.offset != e.offset or f.cursor.mtime_ns != e.mtime_ns
 
-    def _resume(self, path: Path, e: Entry) -> list[Turn] | None:
-        """Follow `path` from a cache entry: its cached turns plus whatever was appended since.
+    def _resume(self, path: Path, e: Entry) -> int | None:
+        """Follow `path` from a cache entry: its cached turns plus whatever was appended since
+        (how many turns that read found; the file's turns are then in `files[path].turns`).
 
         None when the entry cannot be trusted (another agent, another file at that path, a
         shorter file, another first-bytes fingerprint): the caller then reads the file from 0.
@@ -334,7 +329,7 @@ class Engine:
         f = Followed(agent=agent, cursor=cursor, parser=parser, document=agent.is_document(path))
         f.turns = {t.turn_id: t for t in e.turns}
         self.files[path] = f
-        return list(e.turns) + self._read(path)
+        return len(self._read(path))
 
     def _archived(self) -> Changes:
         """Turns of cached logs that were deleted since: still billed, so still counted."""

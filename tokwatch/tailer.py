@@ -22,6 +22,15 @@ CHUNK = 1 << 20
 MAX_LINE = 256 << 20  # a line longer than this is not a log record we can afford to parse
 
 
+def stat_regular(path: Path) -> os.stat_result | None:
+    """The file's stat if it is (still) a regular file; None if gone or anything else."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
 def open_regular(path: Path) -> BinaryIO | None:
     """Open for reading only if it is a regular file: never blocks on a FIFO swapped in by a race."""
     try:
@@ -58,12 +67,10 @@ class Cursor:
     oversized: int = 0  # lines passed over for being longer than MAX_LINE
 
     def check(self) -> Change:
-        """What happened to the file since the last read; a `stat` and at most a 64-byte read."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return Change.GONE
-        if not stat.S_ISREG(st.st_mode):
+        """What happened to the file since the last read: a `stat`, and when it grew, a read of
+        its first KiB and of the 64 bytes before the offset (`same_content`)."""
+        st = stat_regular(self.path)
+        if st is None:
             return Change.GONE
         if (st.st_dev, st.st_ino) != (self.dev, self.ino) and self.ino:
             self._reset(st)
@@ -167,11 +174,8 @@ class Cursor:
 
     def document_changed(self) -> Change:
         """For files rewritten whole: any change of identity, size or mtime means re-read."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return Change.GONE
-        if not stat.S_ISREG(st.st_mode):
+        st = stat_regular(self.path)
+        if st is None:
             return Change.GONE
         if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
             self.dev,
@@ -202,10 +206,7 @@ class Cursor:
 
 def open_cursor(path: Path) -> Cursor | None:
     """A cursor at offset 0 for a regular file, or None."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
+    st = stat_regular(path)
+    if st is None:
         return None
     return Cursor(path=path, dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)

@@ -14,8 +14,9 @@ from tokwatch import __version__, report, status
 from tokwatch.cache import Cache
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.engine import Engine
-from tokwatch.models import Session, SessionTotals, Turn, TurnEvent, TurnNumbers, iso
+from tokwatch.models import Session, Turn, iso
 from tokwatch.pricing import Pricer
+from tokwatch.schema import SessionTotals, TurnEvent, TurnNumbers
 from tokwatch.store import Store
 
 COMMANDS = ("export", "watch", "demo", "dashboard", "cache", "report", "status", "statusline")

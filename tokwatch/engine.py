@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import Agent, LogParser
@@ -24,60 +25,75 @@ from tokwatch.models import Turn
 from tokwatch.store import Changes, Store
 from tokwatch.tailer import Change, Cursor, open_cursor
 
+if TYPE_CHECKING:
+    import concurrent.futures
+
 log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 30.0
 CACHE_SAVE_SECONDS = 300.0
 PARALLEL_MIN_BYTES = 48 << 20  # below this, starting another process costs more than it saves
-PARALLEL_CHUNK_BYTES = 16 << 20
+PARALLEL_CHUNK_BYTES = 4 << 20
 HEARTBEAT_MS = 2000  # idle wake-up: missing roots, safety rescan, cache save
 
 
-def _needle_lines(block: bytes, needle: bytes) -> Iterator[tuple[int, int]]:
-    """(start, end) of each line of `block` holding `needle`, each line once, in order."""
-    find, rfind = block.find, block.rfind
-    i = find(needle)
+def _needle_lines(buf: bytearray, n: int, needle: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of `buf[:n]` holding `needle`, each line once, in order."""
+    find, rfind = buf.find, buf.rfind
+    i = find(needle, 0, n)
     while i >= 0:
-        end = find(b"\n", i)
+        end = find(b"\n", i, n)
         if end < 0:
-            end = len(block)
+            end = n
         yield rfind(b"\n", 0, i) + 1, end
-        i = find(needle, end)
+        i = find(needle, end, n)
 
 
-def _select(block: bytes, needles: tuple[bytes, ...]) -> Iterator[bytes]:
-    """The lines of `block` that contain a needle, in order, found with C-speed `bytes.find`.
+def _select(buf: bytearray, n: int, needles: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
+    """Where the lines of `buf[:n]` that contain a needle are, in order, found with C-speed
+    `find` (memchr and friends).
 
     Most lines of a log cannot carry usage (Claude user lines with megabytes of tool output):
-    they are never split out, let alone parsed.
+    they are never copied out, let alone parsed.
     """
     if not needles:
-        yield from (line for line in block.split(b"\n") if line)
+        start = 0
+        while start <= n:
+            end = buf.find(b"\n", start, n)
+            if end < 0:
+                end = n
+            if end > start:
+                yield start, end
+            start = end + 1
         return
     if len(needles) == 1:
-        spans: Iterable[tuple[int, int]] = _needle_lines(block, needles[0])
+        yield from _needle_lines(buf, n, needles[0])
     else:  # a line may hold several needles: once, in file order
-        spans = sorted({span for n in needles for span in _needle_lines(block, n)})
-    for start, end in spans:
-        yield block[start:end]
+        yield from sorted({span for nd in needles for span in _needle_lines(buf, n, nd)})
 
 
-def _misshapen(block: bytes, needles: tuple[bytes, ...]) -> int:
+def _misshapen(buf: bytearray, n: int, needles: tuple[bytes, ...]) -> int:
     """How many lines that will not be parsed are not even shaped like a JSON object (`{...}`).
 
-    A JSONL record is an object; anything else is malformed and counted. Fast path: one C-speed
-    count of the line joints (`}\\n{`); only a block that fails it is looked at line by line.
+    A JSONL record is an object; anything else is malformed and counted. One walk from newline to
+    newline (memchr) checking the bytes on either side: 8x cheaper than counting `}\\n{` joints.
+    Only a line that fails it is copied out and looked at closely.
     """
-    # every newline sits between a "}" and a "{", and the block starts and ends like an object
-    if block[:1] == b"{" and block[-1:] == b"}" and block.count(b"}\n{") == block.count(b"\n"):
-        return 0
+    find = buf.find
     bad = 0
-    for line in block.split(b"\n"):
-        stripped = line.strip()
-        if not stripped or (stripped[:1] == b"{" and stripped[-1:] == b"}"):
-            continue
-        if not any(n in line for n in needles):  # a needle line is parsed and counted there
-            bad += 1
+    start = 0
+    while start < n:
+        end = find(b"\n", start, n)
+        if end < 0:
+            end = n
+        if buf[start] != 123 or buf[end - 1] != 125:  # "{" ... "}"
+            line = bytes(buf[start:end])
+            stripped = line.strip()
+            shaped = stripped[:1] == b"{" and stripped[-1:] == b"}"
+            # (a needle line is parsed, and counted there if bad)
+            if stripped and not shaped and not any(nd in line for nd in needles):
+                bad += 1
+        start = end + 1
     return bad
 
 
@@ -255,21 +271,14 @@ class Engine:
         import concurrent.futures
         import multiprocessing
 
-        # Largest first, each to the lighter side: this process keeps a 1/n share.
-        mine: list[tuple[Path, int]] = []
-        theirs: list[tuple[Path, int]] = []
-        mine_bytes = theirs_bytes = 0
-        for path, size in sorted(todo, key=lambda t: -t[1]):
-            if mine_bytes * (n - 1) <= theirs_bytes:
-                mine.append((path, size))
-                mine_bytes += size
-            else:
-                theirs.append((path, size))
-                theirs_bytes += size
+        # Chunks of files, largest files first. The workers take chunks from the front; this
+        # process takes them from the back (the small files) for as long as it can still cancel
+        # their futures, so both sides stay busy to the end whatever each costs, and it applies
+        # what the workers hand back as it goes.
         chunks: list[list[tuple[Path, int]]] = []
         chunk: list[tuple[Path, int]] = []
         acc = 0
-        for item in theirs:
+        for item in sorted(todo, key=lambda t: -t[1]):
             chunk.append(item)
             acc += item[1]
             if acc >= PARALLEL_CHUNK_BYTES:
@@ -277,31 +286,45 @@ class Engine:
                 chunk, acc = [], 0
         if chunk:
             chunks.append(chunk)
+        sizes = dict(todo)
         ctx = multiprocessing.get_context("spawn")  # safe beside the UI's threads, unlike fork
         with concurrent.futures.ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as pool:
             futures = [pool.submit(_read_entries, [str(p) for p, _ in c]) for c in chunks]
-            for path, size in mine:
-                self._add(path)
-                yield path, size
-            sizes = dict(theirs)
-            for fut in concurrent.futures.as_completed(futures):
-                try:
-                    results = fut.result()
-                except Exception:  # a worker died: read its files here instead
-                    log.debug("backfill worker failed", exc_info=True)
-                    results = []
-                    idx = futures.index(fut)
-                    for p, _ in chunks[idx]:
-                        results.append((str(p), None, -1))
-                for p_str, entry, skipped in results:
-                    path = Path(p_str)
-                    if entry is None or self._resume(path, entry) is None:
-                        self._add(path)  # unclaimed, the worker failed, or the file changed since
-                    elif skipped:
-                        f = self.files[path]
-                        f.skipped += skipped
-                        self.skips.by_file[path] = f.skipped
-                    yield path, sizes[path]
+            front = 0  # futures before this index were harvested
+            back = len(futures)  # chunks from this index on were read here
+            while back > front and futures[back - 1].cancel():
+                back -= 1
+                for path, size in chunks[back]:
+                    self._add(path)
+                    yield path, size
+                while front < back and futures[front].done():
+                    yield from self._harvest(futures[front], chunks[front], sizes)
+                    front += 1
+            for i in range(front, back):
+                yield from self._harvest(futures[i], chunks[i], sizes)
+
+    def _harvest(
+        self,
+        fut: concurrent.futures.Future[list[tuple[str, dict[str, object] | None, int]]],
+        chunk: list[tuple[Path, int]],
+        sizes: dict[Path, int],
+    ) -> Iterator[tuple[Path, int]]:
+        """Follow the files a worker read, from the entries it handed back (see `_read_fresh`)."""
+        try:
+            results = fut.result()
+        except Exception:  # a worker died: read its files here instead
+            log.debug("backfill worker failed", exc_info=True)
+            results = [(str(p), None, -1) for p, _ in chunk]
+        for p_str, raw, skipped in results:
+            path = Path(p_str)
+            entry = Entry.from_json(raw) if raw is not None else None
+            if entry is None or self._resume(path, entry) is None:
+                self._add(path)  # unclaimed, the worker failed, or the file changed since
+            elif skipped:
+                f = self.files[path]
+                f.skipped += skipped
+                self.skips.by_file[path] = f.skipped
+            yield path, sizes[path]
 
     def _moved(self, path: Path, e: Entry) -> bool:
         f = self.files.get(path)
@@ -419,13 +442,14 @@ class Engine:
         feed = f.parser.feed
         out: list[Turn] = []
         bad = 0
-        for block in f.cursor.blocks():
-            bad += _misshapen(block, needles)
-            for line in _select(block, needles):
-                try:
-                    out.extend(feed(line))
-                except Exception:  # BadLine, or anything a hostile line provokes
-                    bad += 1
+        for buf, n in f.cursor.blocks():
+            bad += _misshapen(buf, n, needles)
+            with memoryview(buf) as mv:  # released before the cursor reuses `buf`
+                for start, end in _select(buf, n, needles):
+                    try:
+                        out.extend(feed(bytes(mv[start:end])))
+                    except Exception:  # BadLine, or anything a hostile line provokes
+                        bad += 1
         bad += f.cursor.oversized
         f.cursor.oversized = 0
         if bad:
@@ -563,16 +587,17 @@ class Engine:
                 force_polling = True
 
 
-def _read_entries(paths: list[str]) -> list[tuple[str, Entry | None, int]]:
-    """Backfill worker (another process): read files from 0 and describe where each stands.
+def _read_entries(paths: list[str]) -> list[tuple[str, dict[str, object] | None, int]]:
+    """Backfill worker (another process): read files from 0 and describe where each stands, as
+    the cache would (plain lists and dicts: far cheaper to pickle than thousands of `Turn`s).
 
     The third item is the file's malformed-line count, or -1 when no agent claimed it.
     """
     engine = Engine(Store(), [Path(p) for p in paths])
-    out: list[tuple[str, Entry | None, int]] = []
+    out: list[tuple[str, dict[str, object] | None, int]] = []
     for p in paths:
         path = Path(p)
         engine._add(path)
         f = engine.files.get(path)
-        out.append((p, f.entry(), f.skipped) if f else (p, None, -1))
+        out.append((p, f.entry().to_json(), f.skipped) if f else (p, None, -1))
     return out

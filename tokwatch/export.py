@@ -16,7 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.models import ExportRow, Session, iso
+from tokwatch.models import Session, iso
+from tokwatch.schema import ExportRow
 from tokwatch.store import Store
 
 COLUMNS = list(ExportRow.model_fields)

@@ -1,7 +1,8 @@
 """The normalized vocabulary shared by every layer.
 
 `Turn` is the hot-loop record (a slotted dataclass: cheap to build by the hundred thousand).
-Pydantic models sit at the boundaries only: what `watch --jsonl` prints and what `export` writes.
+Pydantic models sit at the boundaries only, in `tokwatch.schema` (what `watch --jsonl` prints and
+what `export` writes): this module stays free of pydantic so a backfill worker starts fast.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from pydantic import BaseModel, ConfigDict
 
 
 @dataclass(slots=True)
@@ -199,65 +198,3 @@ def iso(ts: float) -> str:
         return ""
     dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-class ExportRow(BaseModel):
-    """One (session, model) row of `tokwatch export`; the column order is the contract."""
-
-    model_config = ConfigDict(frozen=True)
-
-    agent: str
-    session_id: str
-    project: str
-    model: str
-    turns: int
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    total_tokens: int
-    cost_usd: float | None
-    first_seen: str
-    last_seen: str
-    context_tokens: int
-    context_window: int
-
-
-class TurnNumbers(BaseModel):
-    input: int
-    cache_read: int
-    cache_write: int
-    cache_write_1h: int
-    output: int
-    reasoning: int
-    total: int
-    context: int
-
-
-class SessionTotals(BaseModel):
-    turns: int
-    input: int
-    cache_read: int
-    cache_write: int
-    output: int
-    reasoning: int
-    total: int
-    cost_usd: float | None
-    context_tokens: int
-    context_window: int
-
-
-class TurnEvent(BaseModel):
-    """One line of `tokwatch watch --jsonl`: a turn added or updated, with its session's new totals."""
-
-    event: str = "turn"
-    agent: str
-    session_id: str
-    project: str
-    turn_id: str
-    model: str
-    timestamp: str
-    tokens: TurnNumbers
-    cost_usd: float | None
-    session: SessionTotals

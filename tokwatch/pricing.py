@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from tokwatch.config import Config, PriceOverride
 from tokwatch.models import Turn
+
+if TYPE_CHECKING:
+    from tokwatch.config import Config, PriceOverride
 
 PICO = Decimal(10) ** 12
 MAX_TURN_COST_USD = 1e6  # an agent-reported cost above this for ONE request is not believed
@@ -147,7 +150,11 @@ class Pricer:
     def __init__(
         self, config: Config | None = None, agent_info: Callable[[str], tuple[str | None, int]] | None = None
     ) -> None:
-        self.config = config or Config()
+        if config is None:
+            from tokwatch.config import Config
+
+            config = Config()
+        self.config = config
         self._cards: dict[tuple[str, str], RateCard | None] = {}
         self._overrides = {normalize_model(k): (k, v) for k, v in self.config.prices.items()}
         self._aliases = {normalize_model(k): v for k, v in self.config.aliases.items()}

@@ -35,11 +35,17 @@ class Changes:
 
 class Store:
     def __init__(self, pricer: Pricer | None = None) -> None:
-        self.pricer = pricer or Pricer()
+        self._pricer = pricer  # made on first use: a backfill worker never prices anything
         self.sessions: dict[SessionKey, Session] = {}
         self._turns: dict[SessionKey, dict[str, tuple[Turn, int | None]]] = {}
         #: Held while applying a batch; readers on another thread take it for a consistent view.
         self.lock = threading.RLock()
+
+    @property
+    def pricer(self) -> Pricer:
+        if self._pricer is None:
+            self._pricer = Pricer()
+        return self._pricer
 
     def apply(self, turns: Iterable[Turn]) -> Changes:
         changes = Changes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +21,28 @@ FP_LEN = 1024  # JSONL lines share their first keys: 1 KiB reaches ids and times
 TAIL_LEN = 64
 CHUNK = 1 << 20
 MAX_LINE = 256 << 20  # a line longer than this is not a log record we can afford to parse
+_KEEP = 4 * CHUNK  # read buffers up to this size are kept for the next file (not the odd huge one)
+_buffers = threading.local()
+
+
+def _take_buffer(size: int) -> bytearray:
+    """A read buffer from this thread's pool: a fresh one would be zeroed and faulted in again for
+    every file, which cost more than the reading itself on a backfill of thousands of files."""
+    pool: list[bytearray] | None = getattr(_buffers, "pool", None)
+    if pool:
+        buf = pool.pop()
+        if len(buf) >= size:
+            return buf
+    return bytearray(size)
+
+
+def _give_buffer(buf: bytearray) -> None:
+    if len(buf) <= _KEEP:
+        pool = getattr(_buffers, "pool", None)
+        if pool is None:
+            pool = _buffers.pool = []
+        if len(pool) < 2:
+            pool.append(buf)
 
 
 def stat_regular(path: Path) -> os.stat_result | None:
@@ -115,62 +138,68 @@ class Cursor:
 
     def lines(self, chunk: int = CHUNK) -> Iterator[bytes]:
         """Complete lines from the offset on (see `blocks`)."""
-        for block in self.blocks(chunk):
-            yield from block.split(b"\n")
+        for buf, n in self.blocks(chunk):
+            yield from bytes(buf[:n]).split(b"\n")
 
-    def blocks(self, chunk: int = CHUNK) -> Iterator[bytes]:
-        """Runs of complete lines (joined by newlines, without the last one) from the offset on,
-        advancing the offset past each; callers that filter lines can search a whole block at once.
+    def blocks(self, chunk: int = CHUNK) -> Iterator[tuple[bytearray, int]]:
+        """Runs of complete lines from the offset on, advancing the offset past each: `(buf, n)`
+        where `buf[:n]` holds the lines joined by newlines (without the last one), so callers that
+        filter lines search a whole block at once.
 
-        A line longer than `chunk` is assembled from its pieces (one such line held at a time, no
-        quadratic copying); one longer than MAX_LINE is passed over, counted in `oversized`. The
-        unterminated tail stays on disk for the next call.
+        `buf` is ONE reused buffer, filled with `readinto`: no fresh megabyte per read (allocating
+        and faulting in new memory cost more than the copy from the page cache). It is only valid
+        until the next block is asked for. A line longer than `chunk` grows the buffer (doubling:
+        no quadratic copying); one longer than MAX_LINE is passed over, counted in `oversized`.
+        The unterminated tail stays on disk for the next call.
         """
         f = open_regular(self.path)
         if f is None:
             return
+        buf = _take_buffer(chunk)
+        try:
+            yield from self._blocks(f, buf, chunk)
+        finally:
+            _give_buffer(buf)
+
+    def _blocks(self, f: BinaryIO, buf: bytearray, chunk: int) -> Iterator[tuple[bytearray, int]]:
         with f:
             f.seek(self.offset)
-            parts: list[bytes] = []  # pieces of a line longer than a chunk
-            pending = 0
-            dropping = False
+            have = 0  # bytes of an unfinished line at the start of `buf`
+            dropping = 0  # bytes of an over-long line passed over so far
             while True:
-                data = f.read(chunk)
-                if not data:
+                if len(buf) - have < chunk // 2 + 1:
+                    buf.extend(bytes(max(chunk, len(buf))))
+                with memoryview(buf) as mv:
+                    k = f.readinto(mv[have:])
+                if not k:
                     break
-                end = data.rfind(b"\n")
-                if end < 0:
-                    pending += len(data)
-                    if pending > MAX_LINE:
-                        dropping, parts = True, []
-                    elif not dropping:
-                        parts.append(data)
-                    continue
-                block_start = self.offset
+                filled = have + k
                 if dropping:
-                    # skip the rest of the over-long line, keep what follows its newline
-                    first_nl = data.find(b"\n")
-                    self.oversized += 1
-                    dropping, parts = False, []
-                    block_start += pending + first_nl + 1
-                    data, end, pending = data[first_nl + 1 :], end - first_nl - 1, 0
-                    self.offset = block_start
-                    if end < 0:
-                        parts, pending = [data], len(data)
+                    nl = buf.find(b"\n", 0, filled)
+                    if nl < 0:
+                        dropping += filled
+                        have = 0
                         continue
-                elif parts:
-                    parts.append(data)
-                    data = b"".join(parts)
-                    end += pending
-                    parts, pending = [], 0
-                if block_start == 0 and len(self.fingerprint) < FP_LEN:
-                    self.fingerprint = data[:FP_LEN]
-                self.offset = block_start + end + 1
-                self.tail = data[max(0, end + 1 - TAIL_LEN) : end + 1]
-                rest = data[end + 1 :]
-                if rest:
-                    parts, pending = [rest], len(rest)
-                yield data[:end]
+                    self.oversized += 1
+                    self.offset += dropping + nl + 1
+                    dropping = 0
+                    filled -= nl + 1
+                    buf[:filled] = buf[nl + 1 : nl + 1 + filled]
+                end = buf.rfind(b"\n", 0, filled)
+                if end < 0:
+                    if filled > MAX_LINE:
+                        dropping, have = filled, 0
+                    else:
+                        have = filled
+                    continue
+                if self.offset == 0 and len(self.fingerprint) < FP_LEN:
+                    self.fingerprint = bytes(buf[: min(FP_LEN, filled)])
+                self.offset += end + 1
+                self.tail = bytes(buf[max(0, end + 1 - TAIL_LEN) : end + 1])
+                yield buf, end
+                have = filled - end - 1
+                if have:
+                    buf[:have] = buf[end + 1 : filled]
 
     def document_changed(self) -> Change:
         """For files rewritten whole: any change of identity, size or mtime means re-read."""

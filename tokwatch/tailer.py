@@ -170,7 +170,7 @@ class Cursor:
                 if len(buf) - have < chunk // 2 + 1:
                     buf.extend(bytes(max(chunk, len(buf))))
                 with memoryview(buf) as mv:
-                    k = f.readinto(mv[have:])
+                    k = f.readinto(mv[have : have + chunk])
                 if not k:
                     break
                 filled = have + k

@@ -257,7 +257,7 @@ def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> Non
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )
     assert status.render_line(again) == status.render_line(d)
-    assert (tmp_path / "c" / "cache.json").exists() and (tmp_path / "c" / "blocks.json").exists()
+    assert (tmp_path / "c" / "cache.jsonl").exists() and (tmp_path / "c" / "blocks.json").exists()
 
 
 def test_statusline_with_budgets_and_a_window_from_claude_code(claude_home: Path) -> None:

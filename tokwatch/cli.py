@@ -114,7 +114,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     entries = cache.load()
     gone = sum(1 for p in entries if not Path(p).exists())
-    turns = sum(len(e.turns) for e in entries.values())
+    turns = sum(e.count for e in entries.values())
     print(f"{cache.path}: {len(entries)} files ({gone} deleted, kept as archived), {turns} turns")
     return 0
 

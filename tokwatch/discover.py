@@ -65,13 +65,19 @@ def detect(path: Path, head: bytes | None = None) -> Agent | None:
 
 def walk(root: Path) -> Iterator[Path]:
     """Candidate regular files below `root` (or `root` itself), never following symlinked folders."""
+    for path, _ in walk_stat(root):
+        yield path
+
+
+def walk_stat(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """`walk`, with each file's stat (taken anyway to check that it is a regular file)."""
     try:
         st = os.stat(root)
     except OSError:
         return
     if stat.S_ISREG(st.st_mode):
         if is_candidate(root) or root.suffix:
-            yield root
+            yield root, st
         return
     if not stat.S_ISDIR(st.st_mode):
         return
@@ -88,9 +94,9 @@ def walk(root: Path) -> Iterator[Path]:
             try:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
-                # is_file() follows a symlink to a file; still refuse anything but a regular file
-                elif e.name.endswith(ends) and e.is_file() and stat.S_ISREG(e.stat().st_mode):
-                    yield Path(e.path)
+                # stat() follows a symlink to a file; still refuse anything but a regular file
+                elif e.name.endswith(ends) and stat.S_ISREG((fst := e.stat()).st_mode):
+                    yield Path(e.path), fst
             except OSError:
                 continue
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import Agent, LogParser
-from tokwatch.cache import Cache, Entry
-from tokwatch.discover import default_roots, detect, is_candidate, walk
-from tokwatch.models import Turn
-from tokwatch.store import Changes, Store
+from tokwatch.cache import Cache, Entry, Loaded
+from tokwatch.discover import default_roots, detect, is_candidate, walk, walk_stat
+from tokwatch.models import Session, Turn
+from tokwatch.store import Changes, SessionKey, Store
 from tokwatch.tailer import Change, Cursor, open_cursor
 
 if TYPE_CHECKING:
@@ -103,15 +103,65 @@ class Followed:
 
     agent: Agent
     cursor: Cursor
-    parser: LogParser
+    _parser: LogParser | None
     document: bool
     skipped: int = 0
-    #: This file's turns by id, merged as the store merges them: what the cache remembers.
-    turns: dict[str, Turn] = field(default_factory=dict)
+    #: The parser's state to restore when it is first needed (a file resumed from the cache
+    #: that never changes never builds one).
+    _state: dict[str, object] | None = None
+    #: The cache entry this file resumed from, while nothing new was read: its turns are then
+    #: parsed only if needed, and saved back untouched.
+    base: Entry | None = None
+    _turns: dict[str, Turn] | None = None
+    _sids: set[str] | None = None
+
+    @property
+    def parser(self) -> LogParser:
+        if self._parser is None:
+            self._parser = self.agent.parser(self.cursor.path)
+            if self._state is not None:
+                self._parser.restore(self._state)
+        return self._parser
+
+    @parser.setter
+    def parser(self, value: LogParser) -> None:
+        self._parser, self._state = value, None
+
+    @property
+    def turns(self) -> dict[str, Turn]:
+        """This file's turns by id, merged as the store merges them: what the cache remembers."""
+        if self._turns is None:
+            self._turns = {t.turn_id: t for t in self.base.turns} if self.base is not None else {}
+        return self._turns
+
+    def has_turns(self) -> bool:
+        return bool(self._turns) if self._turns is not None else bool(self.base and self.base.count)
+
+    def sessions(self) -> set[str]:
+        """The session ids of this file's turns (from the cache header while they are not parsed)."""
+        if self._sids is None:
+            if self._turns is None and self.base is not None:
+                self._sids = set(self.base.sessions)
+            else:
+                self._sids = {t.session_id for t in self.turns.values()}
+        return self._sids
 
     def entry(self) -> Entry:
         """Where this file stands, as the cache (and a backfill worker) records it."""
         c = self.cursor
+        b = self.base
+        state = self._state if self._parser is None and self._state is not None else self.parser.state()
+        if b is not None:  # no new turns since the cache: reuse them as they are
+            ident = (c.offset, c.size, c.mtime_ns, c.dev, c.ino, c.fingerprint, c.tail)
+            if (
+                ident == (b.offset, b.size, b.mtime_ns, b.dev, b.ino, b.fingerprint, b.tail)
+                and state == b.state
+            ):
+                return b
+            return Entry(
+                self.agent.name, c.dev, c.ino, c.size, c.mtime_ns, c.offset, c.fingerprint, c.tail, state,
+                raw=b.rows_json(), sessions=b.sessions, count=b.count,
+            )  # fmt: skip
         return Entry(
             agent=self.agent.name,
             dev=c.dev,
@@ -121,15 +171,18 @@ class Followed:
             offset=c.offset,
             fingerprint=c.fingerprint,
             tail=c.tail,
-            state=self.parser.state(),
+            state=state,
             turns=list(self.turns.values()),
         )
 
     def record(self, turns: list[Turn]) -> None:
         mine = self.turns
+        sids = self.sessions()
         for t in turns:
             old = mine.get(t.turn_id)
             mine[t.turn_id] = old.merged(t) if old is not None else t
+            sids.add(t.session_id)
+        self.base = None
 
 
 @dataclass(slots=True)
@@ -183,6 +236,14 @@ class Engine:
         self.watch_error = ""  # why OS file watching was replaced by polling, if it was
         self._dirty = False
         self._saved_at = time.monotonic()
+        self._pricing_key = ""
+        self._index: dict[SessionKey, list[Followed | Entry]] | None = None
+        #: Batches handed to `follow`'s callback, and how many of them reached the store (the
+        #: consumer calls `delivered_batch` after applying one). The snapshot of the folded
+        #: sessions is only saved when they are equal: otherwise it would miss turns whose files
+        #: the cache already counts as read.
+        self.emitted = 0
+        self.delivered = 0
 
     # ---------------------------------------------------------------- reading
     def backfill(
@@ -193,13 +254,9 @@ class Engine:
         Files the cache vouches for resume at their cached offset. The rest are read from 0,
         spread over the CPU cores when there is enough to read (`workers`, default: the cores).
         """
-        found = [p for root in self.roots for p in walk(root)]
-        sizes = []
-        for p in found:
-            try:
-                sizes.append(os.stat(p).st_size)
-            except OSError:
-                sizes.append(0)
+        found_st = [item for root in self.roots for item in walk_stat(root)]
+        found = [p for p, _ in found_st]
+        sizes = [st.st_size for _, st in found_st]
         prog = Progress(files_total=len(found), bytes_total=sum(sizes))
         changes = Changes()
         last_report = 0.0
@@ -213,13 +270,17 @@ class Engine:
                 last_report = now
                 progress(prog)
 
-        self._cached = self.cache.load() if self.cache else {}
+        loaded = self.cache.read() if self.cache else Loaded()
+        self._cached = loaded.entries
+        snap = self._restore(loaded)
         dirty = False
         fresh: list[tuple[Path, int]] = []
         seeds: dict[Path, list[Turn]] = {}
-        for path, size in zip(found, sizes, strict=True):
+        later: list[list[Turn]] = []  # with a snapshot: applied once every file is followed
+        for path, st in found_st:
+            size = st.st_size
             entry = self._cached.pop(str(path), None)
-            new = self._resume(path, entry) if entry else None
+            new = self._resume(path, entry, st) if entry else None
             if new is None:
                 fresh.append((path, size))
                 if entry is not None:
@@ -227,7 +288,10 @@ class Engine:
                 continue
             if entry is not None and (new or self._moved(path, entry)):
                 dirty = True
-            changes.merge(self._apply_file(path))
+            if not snap:
+                changes.merge(self._apply_file(path))
+            elif new:
+                later.append(new)
             advance(size)
         if fresh:
             for path, size in self._read_fresh(fresh, workers):
@@ -238,13 +302,63 @@ class Engine:
                     # (billed); those it still holds were just read again and replace them.
                     for t in seeds.get(path, ()):
                         f.turns.setdefault(t.turn_id, t)
-                changes.merge(self._apply_file(path))
+                    if snap:
+                        later.append(list(f.turns.values()))
+                if not snap:
+                    changes.merge(self._apply_file(path))
                 advance(size)
-        changes.merge(self._archived())
-        if self.cache and dirty:
+        for turns in later:
+            changes.merge(self.store.apply(turns))
+        changes.merge(self._archived(snap))
+        if self.cache and (dirty or not snap):
             self.save_cache()
         self.ready.set()
         return changes
+
+    def _scope(self) -> list[str]:
+        return sorted(str(r) for r in self.roots)
+
+    def _restore(self, loaded: Loaded) -> bool:
+        """Reuse the cached rate cards and, over the same roots and prices, the folded sessions."""
+        if not self.cache:
+            return False
+        pricer = self.store.pricer
+        key = self._pricing_key = pricer.key()
+        cards = loaded.cards
+        if cards and cards.get("pricing") == key and isinstance(cards.get("items"), list):
+            pricer.preload(cards["items"])  # type: ignore[arg-type]
+        snap = loaded.snapshot
+        if not snap or snap.get("pricing") != key or snap.get("scope") != self._scope():
+            return False
+        try:
+            rows = snap["sessions"]
+            assert isinstance(rows, list)
+            sessions = [Session.from_row(r) for r in rows]
+        except Exception:  # anything malformed: replay the files instead
+            log.debug("cache snapshot unusable", exc_info=True)
+            return False
+        self._index = None
+        self.store.restore(sessions, self._session_turns)
+        return True
+
+    def _session_turns(self, key: SessionKey) -> list[Turn]:
+        """A restored session's turns, from every file (followed or archived) that has some, in
+        the order a replay of the files applies them."""
+        if self._index is None:
+            index: dict[SessionKey, list[Followed | Entry]] = {}
+            for f in self.files.values():
+                for sid in f.sessions():
+                    index.setdefault((f.agent.name, sid), []).append(f)
+            for p, e in self._cached.items():
+                if e.count and self._in_scope(Path(p)):
+                    for sid in e.sessions:
+                        index.setdefault((e.agent, sid), []).append(e)
+            self._index = index
+        out: list[Turn] = []
+        for src in self._index.get(key, ()):
+            turns = src.turns.values() if isinstance(src, Followed) else src.turns
+            out.extend(t for t in turns if t.session_id == key[1])
+        return out
 
     def _apply_file(self, path: Path) -> Changes:
         """Give the store a file's own turns, already merged (streaming duplicates folded): half
@@ -317,7 +431,7 @@ class Engine:
             results = [(str(p), None, -1) for p, _ in chunk]
         for p_str, raw, skipped in results:
             path = Path(p_str)
-            entry = Entry.from_json(raw) if raw is not None else None
+            entry = Entry.from_json(raw) if raw is not None else None  # (turns parsed when applied)
             if entry is None or self._resume(path, entry) is None:
                 self._add(path)  # unclaimed, the worker failed, or the file changed since
             elif skipped:
@@ -330,46 +444,43 @@ class Engine:
         f = self.files.get(path)
         return f is None or f.cursor.offset != e.offset or f.cursor.mtime_ns != e.mtime_ns
 
-    def _resume(self, path: Path, e: Entry) -> int | None:
+    def _resume(self, path: Path, e: Entry, st: os.stat_result | None = None) -> list[Turn] | None:
         """Follow `path` from a cache entry: its cached turns plus whatever was appended since
-        (how many turns that read found; the file's turns are then in `files[path].turns`).
+        (the turns that read found; all the file's turns are then in `files[path].turns`).
 
         None when the entry cannot be trusted (another agent, another file at that path, a
         shorter file, another first-bytes fingerprint): the caller then reads the file from 0.
         """
         agent = get_agent(e.agent)
-        cursor = open_cursor(path)
+        cursor = open_cursor(path, st)
         if agent is None or cursor is None or (cursor.dev, cursor.ino) != (e.dev, e.ino):
             return None
         if cursor.size < e.offset:
             return None
+        unchanged = (cursor.size, cursor.mtime_ns) == (e.size, e.mtime_ns)
         cursor.offset, cursor.fingerprint, cursor.tail = e.offset, e.fingerprint, e.tail
-        if not cursor.same_content():
+        if not unchanged and not cursor.same_content():  # (same inode, size and mtime: same bytes)
             return None
         cursor.size, cursor.mtime_ns = e.size, e.mtime_ns
-        parser = agent.parser(path)
-        parser.restore(e.state)
-        f = Followed(agent=agent, cursor=cursor, parser=parser, document=agent.is_document(path))
-        f.turns = {t.turn_id: t for t in e.turns}
+        f = Followed(agent, cursor, None, agent.is_document(path), _state=e.state, base=e)
         self.files[path] = f
-        return len(self._read(path))
+        return [] if unchanged else self._read(path)
 
-    def _archived(self) -> Changes:
-        """Turns of cached logs that were deleted since: still billed, so still counted."""
+    def _archived(self, restored: bool) -> Changes:
+        """Turns of cached logs that were deleted since: still billed, so still counted (a
+        restored snapshot already has them). Sessions left without a log show as archived."""
         turns: list[Turn] = []
         for p, e in self._cached.items():
             path = Path(p)
-            if self._in_scope(path) and not path.exists():
-                turns.extend(e.turns)
+            if e.count and self._in_scope(path) and not path.exists():
+                if not restored:
+                    turns.extend(e.turns)
                 self.archived_files += 1
-        if not turns:
-            return Changes()
-        changes = self.store.apply(turns)
-        live = {(f.agent.name, t.session_id) for f in self.files.values() for t in f.turns.values()}
+        changes = self.store.apply(turns) if turns else Changes()
+        live = {(f.agent.name, sid) for f in self.files.values() for sid in f.sessions()}
         with self.store.lock:
-            for key in changes.sessions:
-                if key not in live:
-                    self.store.sessions[key].archived = True
+            for key, s in self.store.sessions.items():
+                s.archived = key not in live
         return changes
 
     def cache_entries(self) -> dict[str, Entry]:
@@ -379,8 +490,18 @@ class Engine:
         return out
 
     def save_cache(self) -> None:
-        if self.cache:
-            self.cache.save(self.cache_entries())
+        """Write the cache: every file's entry, the rate cards, and the folded sessions when the
+        store holds exactly what the files produced (every batch handed out was applied)."""
+        if not self.cache:
+            return
+        pricer = self.store.pricer
+        key = self._pricing_key or pricer.key()
+        with self.store.lock:
+            entries = self.cache_entries()
+            snapshot = None
+            if self.emitted == self.delivered:
+                snapshot = {"scope": self._scope(), "pricing": key, "sessions": self.store.snapshot()}
+        self.cache.save(entries, snapshot, {"pricing": key, "items": pricer.cards_rows()})
 
     def _add(self, path: Path) -> list[Turn]:
         """Start following a new file if an agent claims it; its turns so far."""
@@ -392,7 +513,7 @@ class Engine:
         cursor = open_cursor(path)
         if cursor is None:
             return []
-        f = Followed(agent=agent, cursor=cursor, parser=agent.parser(path), document=agent.is_document(path))
+        f = Followed(agent, cursor, agent.parser(path), agent.is_document(path))
         self.files[path] = f
         return self._read(path, first=True)
 
@@ -498,6 +619,10 @@ class Engine:
                     turns.extend(self._add(p))
         return turns
 
+    def delivered_batch(self) -> None:
+        """A batch from `follow(deferred=True)` is now in the store (call it under `store.lock`)."""
+        self.delivered += 1
+
     def _in_scope(self, p: Path) -> bool:
         return any(p == r or r in p.parents for r in self.roots)
 
@@ -516,12 +641,24 @@ class Engine:
         stop: threading.Event,
         on_turns: Callable[[list[Turn]], None],
         on_started: Callable[[], None] | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
         """Block until `stop`, calling `on_turns` with each batch of new or updated turns.
 
         `on_started` is called once the OS watches exist and a rescan has closed the window between
-        backfill and watching: from then on, no write is missed or reported late.
+        backfill and watching: from then on, no write is missed or reported late. `on_turns` is
+        expected to apply the batch to the store before it returns; with `deferred`, it only
+        hands the batch on, and whoever applies it calls `delivered_batch` afterwards.
         """
+        callback = on_turns
+
+        def on_turns(turns: list[Turn]) -> None:
+            self.emitted += 1
+            callback(turns)
+            if not deferred:
+                self.delivered += 1
+
         # RustNotify is what watchfiles.watch() wraps; used directly so the watches are known to
         # exist before we rescan and announce readiness (watch() only creates them on first next()).
         from watchfiles._rust_notify import RustNotify

@@ -161,6 +161,42 @@ class Pricer:
         self._windows = {normalize_model(k): v for k, v in self.config.context_windows.items()}
         self._agent_info = agent_info or _agent_info
 
+    def key(self) -> str:
+        """What prices depend on: the user's overrides and the installed genai-prices data. Cached
+        rate cards and folded sessions are only reused under the same key."""
+        import hashlib
+
+        import orjson
+
+        cfg = self.config.model_dump(include={"prices", "aliases", "context_windows"})
+        blob = orjson.dumps([cfg, _genai_prices_stamp()], option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+    def cards_rows(self) -> list[list[object]]:
+        """The resolved cards, for the cache (a warm start then never imports genai-prices)."""
+        return [
+            [agent, model, None if c is None else [c.model, list(c.base), [[s, list(r)] for s, r in c.tiers]]]
+            for (agent, model), c in self._cards.items()
+        ]
+
+    def preload(self, rows: list[list[object]]) -> None:
+        """Cards from `cards_rows` of an earlier run with the same `key`; malformed ones are skipped."""
+        for row in rows:
+            try:
+                agent, model, c = row
+                if c is None:
+                    card = None
+                else:
+                    name, base, tiers = c
+                    card = RateCard(
+                        model=str(name),
+                        base=_rates(base),
+                        tiers=tuple((int(s), _rates(r)) for s, r in tiers),
+                    )
+                self._cards.setdefault((str(agent), str(model)), card)
+            except (TypeError, ValueError):
+                continue
+
     def card(self, agent: str, model: str) -> RateCard | None:
         key = (agent, model)
         try:
@@ -209,6 +245,32 @@ class Pricer:
 
         a = get_agent(agent)
         return a.context_window(model, max_prompt) if a else 0
+
+
+def _rates(v: object) -> Rates:
+    if not isinstance(v, list) or len(v) != 5:
+        raise ValueError("rates are five integers")
+    a, b, c, d, e = (int(x) for x in v)
+    return (a, b, c, d, e)
+
+
+def _genai_prices_stamp() -> list[object]:
+    """Which genai-prices data is installed, without importing it (~50 ms): its files' size/mtime."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("genai_prices")
+    if spec is None or not spec.origin:
+        return []
+    folder = os.path.dirname(spec.origin)
+    out: list[object] = [folder]
+    for name in ("__init__.py", "data.py"):
+        try:
+            st = os.stat(os.path.join(folder, name))
+            out += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out.append(None)
+    return out
 
 
 def _agent_info(agent: str) -> tuple[str | None, int]:

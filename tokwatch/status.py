@@ -116,7 +116,7 @@ def _file_target(engine: Engine, ident: str | None, cwd: str | None) -> tuple[fl
     Its session id is the file's name (Claude names transcripts by session id)."""
     best: tuple[float, Target] | None = None
     for path, f in engine.files.items():
-        if f.turns:
+        if f.has_turns():
             continue
         owner = path.stem
         project = str(getattr(f.parser, "project", "") or "")
@@ -138,11 +138,7 @@ def _file_target(engine: Engine, ident: str | None, cwd: str | None) -> tuple[fl
 def _files_mtime(engine: Engine, session_id: str) -> float:
     """When a session's log files last changed (comparable with a turn-less log's mtime)."""
     return max(
-        (
-            f.cursor.mtime_ns / 1e9
-            for f in engine.files.values()
-            if any(t.session_id == session_id for t in f.turns.values())
-        ),
+        (f.cursor.mtime_ns / 1e9 for f in engine.files.values() if session_id in f.sessions()),
         default=0.0,
     )
 

@@ -3,12 +3,16 @@
 Turns are keyed by (agent, session, turn_id). Seeing a key again (a streaming duplicate, a
 re-read after truncation, a re-appended Gemini message, a sidechain replay) replaces the old
 numbers: the old turn is subtracted and the new one added, so totals stay exact without rescans.
+
+A warm start may `restore` sessions from the cache's snapshot instead: their folded state is shown
+as is, and their keyed turns are replayed (by the engine's `loader`) only when a turn of theirs
+arrives or someone asks for them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tokwatch.models import Session, Tokens, Turn
@@ -38,6 +42,9 @@ class Store:
         self._pricer = pricer  # made on first use: a backfill worker never prices anything
         self.sessions: dict[SessionKey, Session] = {}
         self._turns: dict[SessionKey, dict[str, tuple[Turn, int | None]]] = {}
+        #: Sessions restored from a snapshot whose turns are not loaded yet, and who loads them.
+        self._lazy: set[SessionKey] = set()
+        self._loader: Callable[[SessionKey], list[Turn]] | None = None
         #: Held while applying a batch; readers on another thread take it for a consistent view.
         self.lock = threading.RLock()
 
@@ -57,19 +64,63 @@ class Store:
                     changes.sessions.add((t.agent, t.session_id))
         return changes
 
+    def restore(self, sessions: Iterable[Session], loader: Callable[[SessionKey], list[Turn]]) -> None:
+        """Take sessions as folded earlier (the cache's snapshot); `loader(key)` gives a session's
+        turns, in the order they were first applied, when they are needed."""
+        with self.lock:
+            self._loader = loader
+            for s in sessions:
+                self.sessions[s.key] = s
+                self._turns.pop(s.key, None)
+                self._lazy.add(s.key)
+
+    def snapshot(self) -> list[list[object]]:
+        """Every session's folded state as rows (`Session.to_row`), without loading any turns."""
+        with self.lock:
+            return [s.to_row() for s in self.sessions.values()]
+
+    def _load(self, key: SessionKey) -> None:
+        """Replay a restored session from its turns, so later updates subtract what was added.
+
+        The replay rebuilds the session in place (views may hold the object); it gives what a
+        warm start without the snapshot gives.
+        """
+        self._lazy.discard(key)
+        replay = Store(self.pricer)  # apart: callers may be iterating over `self.sessions`
+        for t in self._loader(key) if self._loader else []:
+            replay._upsert(t)
+        new = replay.sessions.get(key)
+        if new is None:  # no file has its turns any more (a pruned cache): keep the numbers shown
+            self._turns[key] = {}
+            return
+        old = self.sessions[key]
+        for name in Session.__slots__:
+            if name != "archived":
+                setattr(old, name, getattr(new, name))
+        self._turns[key] = replay._turns[key]
+
+    def _keyed(self, key: SessionKey) -> dict[str, tuple[Turn, int | None]]:
+        if key in self._lazy:
+            with self.lock:
+                if key in self._lazy:
+                    self._load(key)
+        return self._turns.get(key, {})
+
     def turn(self, agent: str, session_id: str, turn_id: str) -> Turn | None:
-        entry = self._turns.get((agent, session_id), {}).get(turn_id)
+        entry = self._keyed((agent, session_id)).get(turn_id)
         return entry[0] if entry else None
 
     def turns_of(self, key: SessionKey) -> list[Turn]:
-        return [t for t, _ in self._turns.get(key, {}).values()]
+        return [t for t, _ in self._keyed(key).values()]
 
     def cost_pico(self, t: Turn) -> int | None:
-        entry = self._turns.get((t.agent, t.session_id), {}).get(t.turn_id)
+        entry = self._keyed((t.agent, t.session_id)).get(t.turn_id)
         return entry[1] if entry else self.pricer.cost_pico(t)
 
     def _upsert(self, t: Turn) -> Turn | None:
         key = (t.agent, t.session_id)
+        if key in self._lazy:
+            self._load(key)
         s = self.sessions.get(key)
         if s is None:
             s = self.sessions[key] = Session(agent=t.agent, session_id=t.session_id, project=t.project)

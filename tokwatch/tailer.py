@@ -233,9 +233,9 @@ class Cursor:
         return data
 
 
-def open_cursor(path: Path) -> Cursor | None:
-    """A cursor at offset 0 for a regular file, or None."""
-    st = stat_regular(path)
+def open_cursor(path: Path, st: os.stat_result | None = None) -> Cursor | None:
+    """A cursor at offset 0 for a regular file (`st`: its fresh stat, when the caller has it), or None."""
+    st = st if st is not None else stat_regular(path)
     if st is None:
         return None
     return Cursor(path=path, dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)

@@ -189,7 +189,7 @@ class TokwatchApp(App[None]):
         finally:
             self.post_message(LoadDone())  # even after an error: show what was read
         if not self._stop.is_set():
-            self.engine.follow(self._stop, self._follow_turns)
+            self.engine.follow(self._stop, self._follow_turns, deferred=True)
         self.engine.save_cache()  # a no-op without a cache; the next start resumes from here
 
     def _follow_turns(self, turns: list[Turn]) -> None:
@@ -237,7 +237,9 @@ class TokwatchApp(App[None]):
         """Apply one batch on the UI thread, then update only what it changed."""
         if self._stop.is_set():
             return
-        changes = self.store.apply(message.turns)
+        with self.store.lock:
+            changes = self.store.apply(message.turns)
+            self.engine.delivered_batch()  # the cache may now save a snapshot of the store
         self._update_skips()
         if not changes:
             return

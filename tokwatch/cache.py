@@ -39,7 +39,7 @@ from tokwatch.models import TURN_FIELDS, Turn
 log = logging.getLogger(__name__)
 
 #: Bump when the format or any normalizer's output changes: old caches are then rebuilt.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 FILE_NAME = "cache.jsonl"
 _OLD_NAMES = ("cache.json",)  # earlier formats: removed on the next save
 
@@ -55,8 +55,8 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 class Entry:
     """Where one log file stands. Its turns are parsed from the cache on first use only."""
 
-    __slots__ = ("_count", "_raw", "_sessions", "_turns", "agent", "dev", "fingerprint", "ino", "mtime_ns",
-                 "offset", "size", "state", "tail")  # fmt: skip
+    __slots__ = ("_count", "_raw", "_sessions", "_turns", "agent", "dev", "fingerprint", "fp_len", "ino",
+                 "mtime_ns", "offset", "size", "state", "tail")  # fmt: skip
 
     def __init__(
         self,
@@ -67,6 +67,7 @@ class Entry:
         mtime_ns: int,
         offset: int,
         fingerprint: bytes,
+        fp_len: int,
         tail: bytes,
         state: dict[str, object] | None = None,
         turns: list[Turn] | None = None,
@@ -76,7 +77,7 @@ class Entry:
         count: int = 0,
     ) -> None:
         self.agent, self.dev, self.ino, self.size, self.mtime_ns = agent, dev, ino, size, mtime_ns
-        self.offset, self.fingerprint, self.tail = offset, fingerprint, tail
+        self.offset, self.fingerprint, self.fp_len, self.tail = offset, fingerprint, fp_len, tail
         self.state: dict[str, object] = state if state is not None else {}
         self._raw = raw  # the JSON array of turn rows, as read from the cache
         self._turns = turns if turns is not None or raw is not None else []
@@ -120,6 +121,7 @@ class Entry:
             "mtime_ns": self.mtime_ns,
             "offset": self.offset,
             "fingerprint": self.fingerprint.hex(),
+            "fp_len": self.fp_len,
             "tail": self.tail.hex(),
             "state": self.state,
             "sessions": self.sessions,
@@ -148,6 +150,7 @@ class Entry:
             mtime_ns=int(d["mtime_ns"]),  # type: ignore[call-overload]
             offset=int(d["offset"]),  # type: ignore[call-overload]
             fingerprint=bytes.fromhex(str(d["fingerprint"])),
+            fp_len=int(d["fp_len"]),  # type: ignore[call-overload]
             tail=bytes.fromhex(str(d["tail"])),
             state=dict(d.get("state") or {}),  # type: ignore[call-overload]
             raw=raw,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch import __version__, report, status
+from tokwatch import __version__
 from tokwatch.cache import Cache
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.engine import Engine
@@ -31,7 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="read every log from the start; skip the cache")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `command` only that command's (start-up: reports are not imported
+    for an export)."""
     p = argparse.ArgumentParser(prog="tokwatch", description="Live token usage and cost of AI coding agents.")
     p.add_argument("--version", action="version", version=f"tokwatch {__version__}")
     sub = p.add_subparsers(dest="command")
@@ -58,8 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--export-dir", type=Path)
     m.add_argument("--config", type=Path)
 
-    report.add_parser(sub, _common)
-    status.add_parsers(sub, _common)
+    if command in (None, "report"):
+        from tokwatch import report
+
+        report.add_parser(sub, _common)
+    if command in (None, "status", "statusline"):
+        from tokwatch import status
+
+        status.add_parsers(sub, _common)
     return p
 
 
@@ -67,8 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "dashboard")
-    args = build_parser().parse_args(args_list)
+    args = build_parser(args_list[0] if args_list[0] in COMMANDS else None).parse_args(args_list)
     if args.command == "statusline":  # before the config: a hook prints a line whatever happens
+        from tokwatch import status
+
         return status.cmd_statusline(args)
     try:
         config = load_config(args.config) if getattr(args, "config", None) else load_config()
@@ -84,8 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "watch":
         return cmd_watch(args, config)
     if args.command == "report":
+        from tokwatch import report
+
         return report.cmd_report(args, config)
     if args.command == "status":
+        from tokwatch import status
+
         return status.cmd_status(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
 

@@ -82,7 +82,7 @@ def walk_stat(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
     if not stat.S_ISDIR(st.st_mode):
         return
     ends = suffixes()
-    stack = [str(root)]
+    stack = [root]
     while stack:
         d = stack.pop()
         try:
@@ -93,10 +93,10 @@ def walk_stat(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
         for e in entries:
             try:
                 if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
+                    stack.append(d / e.name)
                 # stat() follows a symlink to a file; still refuse anything but a regular file
                 elif e.name.endswith(ends) and stat.S_ISREG((fst := e.stat()).st_mode):
-                    yield Path(e.path), fst
+                    yield d / e.name, fst  # (joining is cheaper than parsing a whole path string)
             except OSError:
                 continue
 

@@ -159,7 +159,7 @@ class Followed:
             ):
                 return b
             return Entry(
-                self.agent.name, c.dev, c.ino, c.size, c.mtime_ns, c.offset, c.fingerprint, c.tail, state,
+                self.agent.name, c.dev, c.ino, c.size, c.mtime_ns, c.offset, c.fingerprint, c.fp_len, c.tail, state,
                 raw=b.rows_json(), sessions=b.sessions, count=b.count,
             )  # fmt: skip
         return Entry(
@@ -170,6 +170,7 @@ class Followed:
             mtime_ns=c.mtime_ns,
             offset=c.offset,
             fingerprint=c.fingerprint,
+            fp_len=c.fp_len,
             tail=c.tail,
             state=state,
             turns=list(self.turns.values()),
@@ -458,7 +459,12 @@ class Engine:
         if cursor.size < e.offset:
             return None
         unchanged = (cursor.size, cursor.mtime_ns) == (e.size, e.mtime_ns)
-        cursor.offset, cursor.fingerprint, cursor.tail = e.offset, e.fingerprint, e.tail
+        cursor.offset, cursor.fingerprint, cursor.fp_len, cursor.tail = (
+            e.offset,
+            e.fingerprint,
+            e.fp_len,
+            e.tail,
+        )
         if not unchanged and not cursor.same_content():  # (same inode, size and mtime: same bytes)
             return None
         cursor.size, cursor.mtime_ns = e.size, e.mtime_ns

@@ -1,7 +1,7 @@
 """Byte-offset tailing of append-only logs, robust to truncation, replacement and torn writes.
 
 One `Cursor` per file: identity (device, inode), the offset just past the last complete line, and
-a fingerprint of the first bytes. Files are opened, read from the offset and closed on each change
+a fingerprint of the first bytes (a 16-byte digest of up to 1 KiB: small to keep in the cache). Files are opened, read from the offset and closed on each change
 (never held open: thousands of sessions, rotation, atomic replaces). A partial last line is left
 on disk until its newline arrives. Nothing here parses JSON or knows about agents.
 """
@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from hashlib import blake2b
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,6 +44,10 @@ def _give_buffer(buf: bytearray) -> None:
             pool = _buffers.pool = []
         if len(pool) < 2:
             pool.append(buf)
+
+
+def digest(head: bytes | bytearray | memoryview) -> bytes:
+    return blake2b(head, digest_size=16).digest()
 
 
 def stat_regular(path: Path) -> os.stat_result | None:
@@ -85,7 +90,8 @@ class Cursor:
     offset: int = 0
     size: int = 0
     mtime_ns: int = 0
-    fingerprint: bytes = b""
+    fingerprint: bytes = b""  # digest of the file's first `fp_len` bytes
+    fp_len: int = 0
     tail: bytes = b""  # the bytes just before `offset`: a rewrite in place changes them
     oversized: int = 0  # lines passed over for being longer than MAX_LINE
 
@@ -115,6 +121,7 @@ class Cursor:
         self.dev, self.ino = st.st_dev, st.st_ino
         self.offset = 0
         self.fingerprint = b""
+        self.fp_len = 0
         self.tail = b""
         self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
 
@@ -127,7 +134,8 @@ class Cursor:
             return False
         try:
             with f:
-                if f.read(len(self.fingerprint)) != self.fingerprint:
+                head = f.read(self.fp_len)
+                if len(head) != self.fp_len or digest(head) != self.fingerprint:
                     return False
                 if self.tail:
                     f.seek(self.offset - len(self.tail))
@@ -192,8 +200,10 @@ class Cursor:
                     else:
                         have = filled
                     continue
-                if self.offset == 0 and len(self.fingerprint) < FP_LEN:
-                    self.fingerprint = bytes(buf[: min(FP_LEN, filled)])
+                if self.offset == 0 and self.fp_len < FP_LEN:
+                    self.fp_len = min(FP_LEN, filled)
+                    with memoryview(buf) as mv:
+                        self.fingerprint = digest(mv[: self.fp_len])
                 self.offset += end + 1
                 self.tail = bytes(buf[max(0, end + 1 - TAIL_LEN) : end + 1])
                 yield buf, end
@@ -228,7 +238,8 @@ class Cursor:
             return None
         self.dev, self.ino, self.size, self.mtime_ns = st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
         self.offset = len(data)
-        self.fingerprint = data[:FP_LEN]
+        self.fp_len = min(FP_LEN, len(data))
+        self.fingerprint = digest(data[: self.fp_len])
         self.tail = data[-TAIL_LEN:]
         return data
 

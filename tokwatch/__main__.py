@@ -1,3 +1,3 @@
-from tokwatch.cli import main
+from tokwatch.cli import run
 
-raise SystemExit(main())
+run()

@@ -8,6 +8,7 @@ deletion and folders that appear later are all handled the same way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -254,7 +255,19 @@ class Engine:
 
         Files the cache vouches for resume at their cached offset. The rest are read from 0,
         spread over the CPU cores when there is enough to read (`workers`, default: the cores).
+
+        The cyclic garbage collector is paused meanwhile: reading creates hundreds of thousands
+        of objects, none in cycles, and its passes over them cost 5-10% of a cold start.
         """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._backfill(progress, workers)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _backfill(self, progress: Callable[[Progress], None] | None, workers: int | None) -> Changes:
         found_st = [item for root in self.roots for item in walk_stat(root)]
         found = [p for p, _ in found_st]
         sizes = [st.st_size for _, st in found_st]
@@ -736,6 +749,7 @@ def _read_entries(paths: list[str]) -> list[tuple[str, dict[str, object] | None,
 
     The third item is the file's malformed-line count, or -1 when no agent claimed it.
     """
+    gc.disable()  # (see `Engine.backfill`)
     engine = Engine(Store(), [Path(p) for p in paths])
     out: list[tuple[str, dict[str, object] | None, int]] = []
     for p in paths:

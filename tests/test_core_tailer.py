@@ -364,3 +364,34 @@ def test_engine_warm_start_from_cache_reads_only_the_appended_part(tmp_path: Pat
     assert s.totals.turns == 3
     assert s.totals.total == T8 + T41 + T42
     assert s.context_used == 3 + 77251 + 21478
+
+
+def test_read_buffers_are_not_shared_between_cursors_read_at_once(tmp_path: Path) -> None:
+    """Blocks come from a reused per-thread buffer: two files read in an interleaved way (one
+    generator suspended inside the other's loop) must each get their own."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b"".join(b"a%d\n" % i for i in range(50)))
+    b.write_bytes(b"".join(b"b%d\n" % i for i in range(50)))
+    ca, cb = open_cursor(a), open_cursor(b)
+    assert ca is not None and cb is not None
+    got_a: list[bytes] = []
+    got_b: list[bytes] = []
+    gen_b = cb.blocks(chunk=16)
+    for buf, n in ca.blocks(chunk=16):
+        got_a.extend(bytes(buf[:n]).split(b"\n"))
+        nxt = next(gen_b, None)
+        if nxt is not None:
+            got_b.extend(bytes(nxt[0][: nxt[1]]).split(b"\n"))
+    for buf, n in gen_b:
+        got_b.extend(bytes(buf[:n]).split(b"\n"))
+    assert got_a == [b"a%d" % i for i in range(50)]
+    assert got_b == [b"b%d" % i for i in range(50)]
+    # and a buffer that grew for a long line is reused without breaking the next file
+    long = tmp_path / "long.jsonl"
+    long.write_bytes(b"x" * 5000 + b"\nshort\n")
+    c = open_cursor(long)
+    assert c is not None
+    assert list(c.lines(chunk=64)) == [b"x" * 5000, b"short"]
+    c2 = open_cursor(a)
+    assert c2 is not None
+    assert list(c2.lines(chunk=64)) == [b"a%d" % i for i in range(50)]

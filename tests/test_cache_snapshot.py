@@ -1,0 +1,195 @@
+"""The cache's accelerators: the folded-session snapshot and the rate cards.
+
+A warm start over the same roots shows the snapshot without parsing a single cached turn; a
+session's turns are replayed only when a file of it grows or a view asks. Every path must give
+exactly what a cold start gives.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tokwatch import pricing
+from tokwatch.cache import Cache
+from tokwatch.config import Config, PriceOverride
+from tokwatch.engine import Engine
+from tokwatch.export import rows
+from tokwatch.pricing import Pricer
+from tokwatch.report import Filters, build
+from tokwatch.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cache"
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    root = tmp_path / "logs"
+    shutil.copytree(FIXTURES, root)
+    shutil.copytree(REAL, root / "real")
+    return root
+
+
+def _engine(root: Path, cache: Cache | None, config: Config | None = None) -> Engine:
+    engine = Engine(Store(Pricer(config)), [root], cache=cache)
+    engine.backfill()
+    return engine
+
+
+def _rows(engine: Engine) -> list[dict[str, object]]:
+    return [r.model_dump() for r in rows(engine.store)]
+
+
+def _claude_line(mid: str, session: str, inp: int, out: int) -> bytes:
+    return (
+        orjson.dumps(
+            {
+                "type": "assistant",
+                "sessionId": session,
+                "cwd": "/p",
+                "timestamp": "2026-02-01T00:00:00.000Z",
+                "requestId": f"req_{mid}",
+                "message": {
+                    "id": mid,
+                    "model": "claude-sonnet-4-5",
+                    "usage": {"input_tokens": inp, "output_tokens": out},
+                },
+            }
+        )
+        + b"\n"
+    )
+
+
+def test_warm_start_restores_the_snapshot_without_parsing_turns(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    cold = _rows(_engine(logs, None))
+    _engine(logs, cache)
+    warm = _engine(logs, cache)
+    assert _rows(warm) == cold
+    assert warm.store._lazy == set(warm.store.sessions)  # every session shown from the snapshot
+    assert all(f._turns is None for f in warm.files.values())  # no cached turn was parsed
+    # a view that needs the turns gets exactly the cold ones, and the numbers do not move
+    key = next(iter(warm.store.sessions))
+    cold_engine = _engine(logs, None)
+    assert sorted(t.turn_id for t in warm.store.turns_of(key)) == sorted(
+        t.turn_id for t in cold_engine.store.turns_of(key)
+    )
+    assert _rows(warm) == cold
+    assert build(warm.store, "daily", Filters()).rows == build(cold_engine.store, "daily", Filters()).rows
+
+
+def test_growth_of_a_restored_session_is_added_once(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    log = logs / "claude" / "projects" / "-p" / "s-snap.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(_claude_line("m1", "s-snap", 5, 7) + _claude_line("m2", "s-snap", 1, 1))
+    _engine(logs, cache)
+    # the second request's last streamed copy (bigger output), and a new one
+    with open(log, "ab") as f:
+        f.write(_claude_line("m2", "s-snap", 1, 9) + _claude_line("m3", "s-snap", 2, 3))
+    warm = _engine(logs, cache)
+    assert _rows(warm) == _rows(_engine(logs, None))
+    s = warm.store.sessions[("claude", "s-snap")]
+    assert (s.totals.turns, s.totals.input, s.totals.output) == (3, 8, 19)
+    assert ("claude", "s-snap") not in warm.store._lazy  # replayed, then updated
+    # and again from the cache written by that run
+    assert _rows(_engine(logs, cache)) == _rows(warm)
+
+
+def test_snapshot_is_only_used_over_the_same_roots(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    _engine(logs, cache)
+    part = logs / "real"
+    warm = _engine(part, cache)
+    assert not warm.store._lazy  # another scope: replayed from the per-file turns
+    assert _rows(warm) == _rows(_engine(part, None))
+    # that run saved its own snapshot; the wider scope is still exact afterwards
+    assert _rows(_engine(logs, cache)) == _rows(_engine(logs, None))
+
+
+def test_snapshot_and_cards_are_dropped_when_prices_change(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Cache(tmp_path / "c")
+    _engine(logs, cache)
+    cheap = Config(prices={"claude-sonnet-4-5": PriceOverride(input=0.0, output=0.0)})
+    warm = _engine(logs, cache, cheap)
+    assert not warm.store._lazy
+    assert _rows(warm) == _rows(_engine(logs, None, cheap))
+
+    # the same prices again: the cards come from the cache, genai-prices is not asked
+    def boom(*_: object) -> None:
+        raise AssertionError("genai-prices probed on a warm start")
+
+    monkeypatch.setattr(pricing, "card_from_genai_prices", boom)
+    again = _engine(logs, cache, cheap)
+    assert again.store._lazy
+    assert _rows(again) == _rows(warm)
+    key = next(k for k in again.store.sessions if k[0] == "claude")
+    again.store.turns_of(key)  # a replay prices turns: from the cached cards too
+
+
+def test_snapshot_is_not_saved_while_a_batch_is_not_applied(logs: Path, tmp_path: Path) -> None:
+    """The dashboard applies followed batches on the UI thread: until it has, the store lags
+    behind the files, and a snapshot saved then would miss those turns forever."""
+    cache = Cache(tmp_path / "c")
+    log = logs / "claude" / "projects" / "-p" / "s-snap.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(_claude_line("m1", "s-snap", 5, 7))
+    engine = _engine(logs, cache)
+    held: list[list[object]] = []
+    stop = threading.Event()
+    started = threading.Event()
+    t = threading.Thread(
+        target=engine.follow,
+        args=(stop, held.append, started.set),
+        kwargs={"deferred": True},
+        daemon=True,
+    )
+    t.start()
+    assert started.wait(10)
+    with open(log, "ab") as f:
+        f.write(_claude_line("m2", "s-snap", 1, 1))
+    for _ in range(200):
+        if held:
+            break
+        stop.wait(0.02)
+    stop.set()
+    t.join(10)
+    assert held and engine.emitted == 1 and engine.delivered == 0
+    engine.save_cache()
+    assert cache.read().snapshot is None
+    # a restart replays the files, so the undelivered turn is counted
+    warm = _engine(logs, cache)
+    assert warm.store.sessions[("claude", "s-snap")].totals.turns == 2
+    with engine.store.lock:
+        engine.store.apply(held[0])  # type: ignore[arg-type]
+        engine.delivered_batch()
+    engine.save_cache()
+    assert cache.read().snapshot is not None
+
+
+def test_a_cache_cut_short_is_discarded(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    cold = _rows(_engine(logs, cache))
+    data = cache.path.read_bytes()
+    cache.path.write_bytes(data[:-10])
+    assert cache.read().entries == {} and cache.read().snapshot is None
+    assert _rows(_engine(logs, cache)) == cold
+
+
+def test_malformed_snapshot_falls_back_to_the_files(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    cold = _rows(_engine(logs, cache))
+    loaded = cache.read()
+    assert loaded.snapshot is not None
+    loaded.snapshot["sessions"] = [["claude", "x"]]  # wrong shape
+    cache.save(loaded.entries, loaded.snapshot, loaded.cards)
+    warm = _engine(logs, cache)
+    assert not warm.store._lazy
+    assert _rows(warm) == cold

@@ -928,6 +928,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(f"# warming the page cache ({warm_page_cache(corpus) / MB:.0f} MB read)", flush=True)
     tw = tokwatch_cmd(args.tokwatch)
+    # as after `pip install`: bytecode compiled (a dev shell may set PYTHONDONTWRITEBYTECODE)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(BENCH.parent / "tokwatch")], check=False)
     with tempfile.TemporaryDirectory(prefix="tokwatch-bench-") as tmp:
         work = Path(tmp)
         (work / "home").mkdir()

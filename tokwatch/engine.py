@@ -750,7 +750,8 @@ def _read_entries(paths: list[str]) -> list[tuple[str, dict[str, object] | None,
     The third item is the file's malformed-line count, or -1 when no agent claimed it.
     """
     gc.disable()  # (see `Engine.backfill`)
-    engine = Engine(Store(), [Path(p) for p in paths])
+    # (roots only matter for walking and watching, which a worker never does)
+    engine = Engine(Store(), [Path(paths[0]).parent] if paths else None)
     out: list[tuple[str, dict[str, object] | None, int]] = []
     for p in paths:
         path = Path(p)

@@ -260,6 +260,27 @@ def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> Non
     assert (tmp_path / "c" / "cache.jsonl").exists() and (tmp_path / "c" / "blocks.json").exists()
 
 
+def test_statusline_cache_keeps_only_the_files_it_read(claude_home: Path, tmp_path: Path) -> None:
+    """The status line's cache stays as small as its window: a log outside it is forgotten."""
+    from tokwatch.cache import Cache
+
+    now = ts("2026-11-21T15:46:00Z")
+    old = claude_home / "projects" / "-home-dev-old" / "old-session.jsonl"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(claude_line("msg_old", "2025-01-01T00:00:00Z", session="old-session") + b"\n")
+    os.utime(old, (ts("2025-01-01T00:00:00Z"), ts("2025-01-01T00:00:00Z")))
+    cache = Cache(tmp_path / "c")
+    Engine(Store(), [claude_home], cache=cache).backfill()  # a cache that knows every log
+    assert str(old) in cache.load()
+    first = status.render_line(
+        status.statusline_data(hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c")
+    )
+    kept = cache.load()
+    assert kept and str(old) not in kept
+    again = status.statusline_data(hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c")
+    assert status.render_line(again) == first
+
+
 def test_statusline_with_budgets_and_a_window_from_claude_code(claude_home: Path) -> None:
     cfg = Config(
         budgets=BudgetsConfig(daily=Budget(usd=2), block=Budget(tokens=1_000_000), session=Budget(usd=1))

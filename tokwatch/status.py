@@ -27,7 +27,7 @@ import orjson
 
 from tokwatch.blocks import BLOCK_SECONDS
 from tokwatch.budgets import LOOKBACKS, BudgetState, Usage, current_usage, midnight, usage_from_turns
-from tokwatch.cache import Cache, Entry, default_cache_dir
+from tokwatch.cache import Cache, Loaded, default_cache_dir
 from tokwatch.models import Session, Tokens, Turn
 
 if TYPE_CHECKING:
@@ -261,8 +261,10 @@ class ScopedCache(Cache):
         super().__init__(directory)
         self.keep = keep
 
-    def load(self) -> dict[str, Entry]:
-        return {p: e for p, e in super().load().items() if p in self.keep}
+    def read(self) -> Loaded:
+        loaded = super().read()
+        loaded.entries = {p: e for p, e in loaded.entries.items() if p in self.keep}
+        return loaded
 
 
 class ChainState:

@@ -193,3 +193,151 @@ def test_malformed_snapshot_falls_back_to_the_files(logs: Path, tmp_path: Path) 
     warm = _engine(logs, cache)
     assert not warm.store._lazy
     assert _rows(warm) == cold
+
+
+# ---------------------------------------------------------------- found in review
+
+
+def _totals(store: Store) -> tuple[int, int, int, int]:
+    t = store.totals()
+    return (t.turns, t.input, t.output, t.cost_pico)
+
+
+def test_parallel_backfill_keeps_the_billed_turns_of_a_replaced_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokwatch import engine as engine_mod
+
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    log = proj / "S.jsonl"
+    log.write_bytes(_claude_line("m1", "S", 100, 10) + _claude_line("m2", "S", 200, 20))
+    for i in range(3):
+        (proj / f"o{i}.jsonl").write_bytes(_claude_line(f"o{i}", f"O{i}", 1, 1))
+    cache = Cache(tmp_path / "c")
+    _engine(root, cache)
+    new = proj / "S.tmp"  # replaced: m1 and m2 were billed and stay counted
+    new.write_bytes(_claude_line("m3", "S", 300, 30))
+    new.replace(log)
+    for i in range(3):
+        (proj / f"o{i}.jsonl").write_bytes(_claude_line(f"p{i}", f"O{i}", 1, 1))
+    monkeypatch.setattr(engine_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(engine_mod, "PARALLEL_CHUNK_BYTES", 1)
+    par = Engine(Store(), [root], cache=cache)
+    par.backfill(workers=2)
+    assert par.store.sessions[("claude", "S")].totals.turns == 3
+    entry = cache.read().entries[str(log)]
+    assert sorted(t.turn_id for t in entry.turns) == ["m1:req_m1", "m2:req_m2", "m3:req_m3"]
+    warm = _engine(root, cache)
+    warm.store.turns_of(("claude", "S"))  # replayed from the files: still all three
+    assert _totals(warm.store) == _totals(par.store)
+
+
+def test_replaying_a_session_while_the_engine_reads_is_safe(logs: Path, tmp_path: Path) -> None:
+    """The dashboard replays restored sessions on the UI thread while the engine thread reads."""
+    root = tmp_path / "many"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    log = proj / "big.jsonl"
+    log.write_bytes(
+        b"".join(_claude_line(f"m{s}_{i}", f"S{s}", 10, 1) for s in range(300) for i in range(40))
+    )
+    cache = Cache(tmp_path / "c")
+    _engine(root, cache)
+    warm = _engine(root, cache)
+    keys = sorted(warm.store._lazy)
+    assert len(keys) == 300
+    stop = threading.Event()
+
+    def engine_thread() -> None:
+        n = 0
+        while not stop.is_set():
+            with open(log, "ab") as fh:
+                fh.write(_claude_line(f"new{n}", "NEW", 1, 1))
+            n += 1
+            warm.store.apply(warm.refresh([log]))
+
+    t = threading.Thread(target=engine_thread)
+    t.start()
+    try:
+        for k in keys:  # must not raise "dictionary changed size during iteration"
+            assert len(warm.store.turns_of(k)) == 40
+    finally:
+        stop.set()
+        t.join()
+    assert not warm.store._lazy & set(keys)
+    assert sum(warm.store.sessions[k].totals.turns for k in keys) == 12000
+
+
+def test_a_failing_replay_keeps_the_session_usable(logs: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    _engine(logs, cache)
+    warm = _engine(logs, cache)
+    key = next(k for k in warm.store.sessions if k[0] == "claude")
+    shown = warm.store.sessions[key].totals.turns
+
+    def broken(_: object) -> list[object]:
+        raise RuntimeError("disk went away")
+
+    warm.store._loader = broken  # type: ignore[assignment]
+    assert warm.store.turns_of(key) == []
+    assert key not in warm.store._lazy
+    assert warm.store.sessions[key].totals.turns == shown  # the numbers shown are kept
+
+
+def test_an_interrupt_between_reading_and_handing_out_saves_no_snapshot(tmp_path: Path) -> None:
+    """`watch` saves the cache in a `finally`: after Ctrl-C between a read and its batch, the
+    store lags behind the files, so only the files may be trusted next time."""
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    log = proj / "S.jsonl"
+    log.write_bytes(_claude_line("m1", "S", 100, 10))
+    cache = Cache(tmp_path / "c")
+    _engine(root, cache)
+    engine = Engine(Store(), [root], cache=cache, force_polling=True)
+    engine.backfill()
+    with open(log, "ab") as fh:
+        fh.write(_claude_line("m2", "S", 5000, 500))
+    real_read = engine._read
+
+    def read_then_interrupt(path: Path, first: bool = False) -> list[object]:
+        out = real_read(path, first)
+        if out:
+            raise KeyboardInterrupt
+        return out
+
+    engine._read = read_then_interrupt  # type: ignore[method-assign,assignment]
+    with pytest.raises(KeyboardInterrupt):
+        engine.follow(threading.Event(), engine.store.apply)  # type: ignore[arg-type]
+    assert not engine.save_cache()
+    assert cache.read().snapshot is None
+    assert _totals(_engine(root, cache).store) == _totals(_engine(root, None).store)
+
+
+def test_a_log_deleted_and_written_again_keeps_its_billed_turns(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    log = proj / "S.jsonl"
+    log.write_bytes(_claude_line("m1", "S", 1000, 100))
+    cache = Cache(tmp_path / "c")
+    live = _engine(root, cache)
+    log.unlink()
+    live.store.apply(live.refresh([log]))
+    log.write_bytes(_claude_line("m2", "S", 10, 1))
+    live.store.apply(live.refresh([log]))
+    assert live.store.sessions[("claude", "S")].totals.turns == 2
+    live.save_cache()
+    warm = _engine(root, cache)
+    warm.store.turns_of(("claude", "S"))
+    assert _totals(warm.store) == _totals(live.store)
+
+
+def test_the_pricing_key_covers_tokwatch_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tokwatch
+
+    before = Pricer().key()
+    monkeypatch.setattr(tokwatch, "__version__", tokwatch.__version__ + ".post1")
+    assert Pricer().key() != before

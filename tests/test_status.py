@@ -277,7 +277,9 @@ def test_statusline_cache_keeps_only_the_files_it_read(claude_home: Path, tmp_pa
     )
     kept = cache.load()
     assert kept and str(old) not in kept
-    again = status.statusline_data(hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c")
+    again = status.statusline_data(
+        hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
+    )
     assert status.render_line(again) == first
 
 

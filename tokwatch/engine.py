@@ -177,6 +177,16 @@ class Followed:
             turns=list(self.turns.values()),
         )
 
+    def seed(self, turns: Iterable[Turn]) -> None:
+        """Turns this file held before it was rewritten or replaced: billed, so kept, unless the
+        file was just read holding them again (those copies are newer)."""
+        mine = self.turns
+        sids = self.sessions()
+        for t in turns:
+            if mine.setdefault(t.turn_id, t) is t:
+                sids.add(t.session_id)
+                self.base = None
+
     def record(self, turns: list[Turn]) -> None:
         mine = self.turns
         sids = self.sessions()
@@ -246,6 +256,12 @@ class Engine:
         #: the cache already counts as read.
         self.emitted = 0
         self.delivered = 0
+        #: False while the store may lag behind what the files produced: during a backfill, and
+        #: in `follow` between reading a batch and handing it out. No snapshot is saved then.
+        self._consistent = True
+        #: Held while the followed files or their turns change, and by `_session_turns`, which a
+        #: view may call from another thread (always after `store.lock`: one lock order).
+        self.files_lock = threading.RLock()
 
     # ---------------------------------------------------------------- reading
     def backfill(
@@ -268,6 +284,7 @@ class Engine:
                 gc.enable()
 
     def _backfill(self, progress: Callable[[Progress], None] | None, workers: int | None) -> Changes:
+        self._consistent = False  # (an exception half-way leaves it so: no snapshot saved)
         found_st = [item for root in self.roots for item in walk_stat(root)]
         found = [p for p, _ in found_st]
         sizes = [st.st_size for _, st in found_st]
@@ -314,8 +331,8 @@ class Engine:
                     dirty = True
                     # A log rewritten or replaced since it was cached keeps its earlier turns
                     # (billed); those it still holds were just read again and replace them.
-                    for t in seeds.get(path, ()):
-                        f.turns.setdefault(t.turn_id, t)
+                    with self.files_lock:
+                        f.seed(seeds.get(path, ()))
                     if snap:
                         later.append(list(f.turns.values()))
                 if not snap:
@@ -324,6 +341,7 @@ class Engine:
         for turns in later:
             changes.merge(self.store.apply(turns))
         changes.merge(self._archived(snap))
+        self._consistent = True
         if self.cache and (dirty or not snap):
             self.save_cache()
         self.ready.set()
@@ -358,6 +376,10 @@ class Engine:
     def _session_turns(self, key: SessionKey) -> list[Turn]:
         """A restored session's turns, from every file (followed or archived) that has some, in
         the order a replay of the files applies them."""
+        with self.files_lock:
+            return self._session_turns_locked(key)
+
+    def _session_turns_locked(self, key: SessionKey) -> list[Turn]:
         if self._index is None:
             index: dict[SessionKey, list[Followed | Entry]] = {}
             for f in self.files.values():
@@ -482,8 +504,9 @@ class Engine:
             return None
         cursor.size, cursor.mtime_ns = e.size, e.mtime_ns
         f = Followed(agent, cursor, None, agent.is_document(path), _state=e.state, base=e)
-        self.files[path] = f
-        return [] if unchanged else self._read(path)
+        with self.files_lock:
+            self.files[path] = f
+            return [] if unchanged else self._read(path)
 
     def _archived(self, restored: bool) -> Changes:
         """Turns of cached logs that were deleted since: still billed, so still counted (a
@@ -503,45 +526,55 @@ class Engine:
         return changes
 
     def cache_entries(self) -> dict[str, Entry]:
-        out = dict(self._cached)
-        for path, f in self.files.items():
-            out[str(path)] = f.entry()
-        return out
+        with self.files_lock:
+            out = dict(self._cached)
+            for path, f in self.files.items():
+                out[str(path)] = f.entry()
+            return out
 
-    def save_cache(self) -> None:
+    def save_cache(self) -> bool:
         """Write the cache: every file's entry, the rate cards, and the folded sessions when the
-        store holds exactly what the files produced (every batch handed out was applied)."""
+        store holds exactly what the files produced (every batch read was handed out and applied).
+        False when the snapshot had to be left out."""
         if not self.cache:
-            return
+            return True
         pricer = self.store.pricer
         key = self._pricing_key or pricer.key()
         with self.store.lock:
             entries = self.cache_entries()
             snapshot = None
-            if self.emitted == self.delivered:
+            if self._consistent and self.emitted == self.delivered:
                 snapshot = {"scope": self._scope(), "pricing": key, "sessions": self.store.snapshot()}
         self.cache.save(entries, snapshot, {"pricing": key, "items": pricer.cards_rows()})
+        return snapshot is not None
 
     def _add(self, path: Path) -> list[Turn]:
         """Start following a new file if an agent claims it; its turns so far."""
-        if path in self.files:
-            return self._read(path)
-        agent = detect(path)
-        if agent is None:
-            return []
-        cursor = open_cursor(path)
-        if cursor is None:
-            return []
-        f = Followed(agent, cursor, agent.parser(path), agent.is_document(path))
-        self.files[path] = f
-        return self._read(path, first=True)
+        with self.files_lock:
+            if path in self.files:
+                return self._read(path)
+            agent = detect(path)
+            if agent is None:
+                return []
+            cursor = open_cursor(path)
+            if cursor is None:
+                return []
+            f = Followed(agent, cursor, agent.parser(path), agent.is_document(path))
+            self.files[path] = f
+            turns = self._read(path, first=True)
+            gone = self._cached.pop(str(path), None)
+            if gone is not None and gone.count:
+                # a log deleted while we ran (kept as archived) and written again at the same path
+                f.seed(gone.turns)
+            return turns
 
     def _read(self, path: Path, first: bool = False) -> list[Turn]:
-        turns = self._read_raw(path, first)
-        f = self.files.get(path)
-        if turns and f is not None:
-            f.record(turns)
-        return turns
+        with self.files_lock:
+            turns = self._read_raw(path, first)
+            f = self.files.get(path)
+            if turns and f is not None:
+                f.record(turns)
+            return turns
 
     def _read_raw(self, path: Path, first: bool) -> list[Turn]:
         f = self.files.get(path)
@@ -600,9 +633,10 @@ class Engine:
     def _drop(self, path: Path) -> None:
         """The file is gone: stop following it. Its turns stay counted (they were billed), in the
         store now and in the cache later, as an archived entry."""
-        f = self.files.pop(path, None)
-        if f is not None and f.turns:
-            self._cached[str(path)] = f.entry()
+        with self.files_lock:
+            f = self.files.pop(path, None)
+            if f is not None and f.has_turns():
+                self._cached[str(path)] = f.entry()
 
     def refresh(self, paths: Iterable[Path]) -> list[Turn]:
         """Read whatever changed at these paths (files or folders), as watch events name them."""
@@ -677,6 +711,14 @@ class Engine:
             callback(turns)
             if not deferred:
                 self.delivered += 1
+            self._consistent = True
+
+        def read(step: Callable[[], list[Turn]]) -> list[Turn]:
+            self._consistent = False  # read, not yet handed out (an interrupt here: no snapshot)
+            turns = step()
+            if not turns:
+                self._consistent = True
+            return turns
 
         # RustNotify is what watchfiles.watch() wraps; used directly so the watches are known to
         # exist before we rescan and announce readiness (watch() only creates them on first next()).
@@ -699,14 +741,14 @@ class Engine:
                 start()
                 if stop.wait(2.0):
                     return
-                turns = self.rescan()
+                turns = read(self.rescan)
                 if turns:
                     on_turns(turns)
                 continue
             missing = [r for r in self.roots if not r.exists()]
             try:
                 with RustNotify([str(w) for w in watched], False, force_polling, 300, True, True) as watcher:
-                    turns = self.rescan()
+                    turns = read(self.rescan)
                     if turns:
                         on_turns(turns)
                     start()
@@ -714,19 +756,29 @@ class Engine:
                         raw = watcher.watch(self.debounce_ms, self.step_ms, HEARTBEAT_MS, stop)
                         if raw in ("stop", "signal"):
                             return
-                        turns = []
-                        if raw != "timeout":
-                            turns = self.refresh(sorted({Path(p) for _, p in raw}))
                         now = time.monotonic()
-                        if now - last_rescan > RESCAN_SECONDS:
+                        rescan = now - last_rescan > RESCAN_SECONDS
+                        if rescan:
                             last_rescan = now
-                            turns.extend(self.rescan())
+
+                        def step(raw: object = raw, rescan: bool = rescan) -> list[Turn]:
+                            turns: list[Turn] = []
+                            if raw != "timeout":
+                                turns = self.refresh(sorted({Path(p) for _, p in raw}))  # type: ignore[attr-defined]
+                            if rescan:
+                                turns.extend(self.rescan())
+                            return turns
+
+                        turns = read(step)
                         if turns:
                             on_turns(turns)
                             self._dirty = True
                         if self._dirty and now - self._saved_at > CACHE_SAVE_SECONDS:
                             self._saved_at, self._dirty = now, False
-                            self.save_cache()
+                            if not self.save_cache():
+                                # the UI had not applied the last batch yet: try again shortly, so
+                                # the snapshot (a fast next start) is not lost to a kill
+                                self._saved_at, self._dirty = now - CACHE_SAVE_SECONDS + 5, True
                         if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
                             break  # the set of folders to watch changed: restart the watcher
             except FileNotFoundError as e:  # a root vanished between the check and the watch

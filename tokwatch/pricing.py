@@ -168,8 +168,11 @@ class Pricer:
 
         import orjson
 
+        from tokwatch import __version__
+
         cfg = self.config.model_dump(include={"prices", "aliases", "context_windows"})
-        blob = orjson.dumps([cfg, _genai_prices_stamp()], option=orjson.OPT_SORT_KEYS)
+        # tokwatch's version too: a release may price differently (names, probing, windows)
+        blob = orjson.dumps([cfg, _genai_prices_stamp(), __version__], option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(blob).hexdigest()[:32]
 
     def cards_rows(self) -> list[list[object]]:

@@ -11,12 +11,15 @@ arrives or someone asks for them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tokwatch.models import Session, Tokens, Turn
 from tokwatch.pricing import Pricer
+
+log = logging.getLogger(__name__)
 
 RECENT = 60
 SessionKey = tuple[str, str]
@@ -85,10 +88,14 @@ class Store:
         The replay rebuilds the session in place (views may hold the object); it gives what a
         warm start without the snapshot gives.
         """
-        self._lazy.discard(key)
         replay = Store(self.pricer)  # apart: callers may be iterating over `self.sessions`
-        for t in self._loader(key) if self._loader else []:
-            replay._upsert(t)
+        try:
+            for t in self._loader(key) if self._loader else []:
+                replay._upsert(t)
+        except Exception:  # never leave it half-loaded: keep the numbers shown, count on from there
+            log.exception("could not replay session %s", key)
+            replay = Store(self.pricer)
+        self._lazy.discard(key)
         new = replay.sessions.get(key)
         if new is None:  # no file has its turns any more (a pruned cache): keep the numbers shown
             self._turns[key] = {}

@@ -1,3 +1,3 @@
-from tokwatch.cli import run
+from tokwatch.launch import run
 
 run()

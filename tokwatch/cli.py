@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -70,24 +69,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         status.add_parsers(sub, _common)
     return p
-
-
-ONE_SHOT = ("export", "cache", "report", "status", "statusline")
-
-
-def run() -> None:
-    """The `tokwatch` command. A one-shot command ends without tearing the interpreter down
-    object by object (~40 ms after a large backfill): its output is written, flushed and closed
-    by then, and the cache was replaced atomically."""
-    code = main()
-    if len(sys.argv) > 1 and sys.argv[1] in ONE_SHOT:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (BrokenPipeError, ValueError):
-            code = code or 1
-        os._exit(code)
-    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

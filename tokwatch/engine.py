@@ -713,9 +713,13 @@ class Engine:
                 self.delivered += 1
             self._consistent = True
 
-        def read(step: Callable[[], list[Turn]]) -> list[Turn]:
-            self._consistent = False  # read, not yet handed out (an interrupt here: no snapshot)
-            turns = step()
+        def read(changed: list[Path], rescan: bool) -> list[Turn]:
+            """Read a batch; until it is handed out (an interrupt in between), the store lags
+            behind the files and no snapshot may be saved."""
+            self._consistent = False
+            turns = self.refresh(changed)
+            if rescan:
+                turns.extend(self.rescan())
             if not turns:
                 self._consistent = True
             return turns
@@ -741,14 +745,14 @@ class Engine:
                 start()
                 if stop.wait(2.0):
                     return
-                turns = read(self.rescan)
+                turns = read([], True)
                 if turns:
                     on_turns(turns)
                 continue
             missing = [r for r in self.roots if not r.exists()]
             try:
                 with RustNotify([str(w) for w in watched], False, force_polling, 300, True, True) as watcher:
-                    turns = read(self.rescan)
+                    turns = read([], True)
                     if turns:
                         on_turns(turns)
                     start()
@@ -757,19 +761,11 @@ class Engine:
                         if raw in ("stop", "signal"):
                             return
                         now = time.monotonic()
+                        changed = [] if raw == "timeout" else sorted({Path(p) for _, p in raw})
                         rescan = now - last_rescan > RESCAN_SECONDS
                         if rescan:
                             last_rescan = now
-
-                        def step(raw: object = raw, rescan: bool = rescan) -> list[Turn]:
-                            turns: list[Turn] = []
-                            if raw != "timeout":
-                                turns = self.refresh(sorted({Path(p) for _, p in raw}))  # type: ignore[attr-defined]
-                            if rescan:
-                                turns.extend(self.rescan())
-                            return turns
-
-                        turns = read(step)
+                        turns = read(changed, rescan)
                         if turns:
                             on_turns(turns)
                             self._dirty = True

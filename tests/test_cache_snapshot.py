@@ -341,3 +341,32 @@ def test_the_pricing_key_covers_tokwatch_itself(monkeypatch: pytest.MonkeyPatch)
     before = Pricer().key()
     monkeypatch.setattr(tokwatch, "__version__", tokwatch.__version__ + ".post1")
     assert Pricer().key() != before
+
+
+def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Path) -> None:
+    """The dashboard draws while the history loads. A restored session replayed then would be
+    built from the files followed so far, and miss the turns of those not reached yet."""
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    for i in range(40):  # one session spread over many files (a session and its subagents)
+        (proj / f"f{i:02d}.jsonl").write_bytes(_claude_line(f"m{i}", "S", 10, 1))
+    cache = Cache(tmp_path / "c")
+    _engine(root, cache)
+    store = Store()
+    engine = Engine(store, [root], cache=cache)
+    seen: list[int] = []
+
+    def progress(_: object) -> None:  # runs inside the backfill, as a view would meanwhile
+        if ("claude", "S") in store.sessions:
+            seen.append(len(store.turns_of(("claude", "S"))))
+
+    engine.backfill(progress=progress)
+    assert seen and set(seen) == {0}  # numbers shown, turns held back
+    assert ("claude", "S") in store._lazy
+    assert len(store.turns_of(("claude", "S"))) == 40
+    assert store.sessions[("claude", "S")].totals.turns == 40
+    with open(proj / "f00.jsonl", "ab") as f:  # the last streamed copy of m0: merged, not added
+        f.write(_claude_line("m0", "S", 10, 9))
+    store.apply(engine.refresh([proj / "f00.jsonl"]))
+    assert _totals(store) == _totals(_engine(root, None).store)

@@ -338,6 +338,8 @@ class Engine:
                 if not snap:
                     changes.merge(self._apply_file(path))
                 advance(size)
+        # Every file is followed now: restored sessions may be replayed (by these turns first).
+        self.store.hold_replays = False
         for turns in later:
             changes.merge(self.store.apply(turns))
         changes.merge(self._archived(snap))
@@ -370,6 +372,7 @@ class Engine:
             log.debug("cache snapshot unusable", exc_info=True)
             return False
         self._index = None
+        self.store.hold_replays = True  # until every file is followed (end of the backfill)
         self.store.restore(sessions, self._session_turns)
         return True
 
@@ -382,10 +385,10 @@ class Engine:
     def _session_turns_locked(self, key: SessionKey) -> list[Turn]:
         if self._index is None:
             index: dict[SessionKey, list[Followed | Entry]] = {}
-            for f in self.files.values():
+            for f in list(self.files.values()):
                 for sid in f.sessions():
                     index.setdefault((f.agent.name, sid), []).append(f)
-            for p, e in self._cached.items():
+            for p, e in list(self._cached.items()):
                 if e.count and self._in_scope(Path(p)):
                     for sid in e.sessions:
                         index.setdefault((e.agent, sid), []).append(e)

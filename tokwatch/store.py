@@ -48,6 +48,10 @@ class Store:
         #: Sessions restored from a snapshot whose turns are not loaded yet, and who loads them.
         self._lazy: set[SessionKey] = set()
         self._loader: Callable[[SessionKey], list[Turn]] | None = None
+        #: Set while the loader's sources are still being assembled (a backfill that restored the
+        #: snapshot): views then see a restored session's numbers but not its turns yet; only
+        #: applying a turn replays a session, and the engine does that once every file is known.
+        self.hold_replays = False
         #: Held while applying a batch; readers on another thread take it for a consistent view.
         self.lock = threading.RLock()
 
@@ -107,7 +111,7 @@ class Store:
         self._turns[key] = replay._turns[key]
 
     def _keyed(self, key: SessionKey) -> dict[str, tuple[Turn, int | None]]:
-        if key in self._lazy:
+        if key in self._lazy and not self.hold_replays:
             with self.lock:
                 if key in self._lazy:
                     self._load(key)

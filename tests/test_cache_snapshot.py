@@ -370,3 +370,24 @@ def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Pa
         f.write(_claude_line("m0", "S", 10, 9))
     store.apply(engine.refresh([proj / "f00.jsonl"]))
     assert _totals(store) == _totals(_engine(root, None).store)
+
+
+def test_new_turns_of_a_restored_session_are_reported_as_changes(tmp_path: Path) -> None:
+    """`watch` prints, and the dashboard redraws, from what `apply` reports as changed."""
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    log = proj / "S.jsonl"
+    log.write_bytes(_claude_line("m1", "S", 5, 7))
+    cache = Cache(tmp_path / "c")
+    _engine(root, cache)
+    outcomes = []
+    for c in (None, cache):  # cold, then warm from the snapshot
+        engine = _engine(root, c)
+        with open(log, "ab") as f:
+            f.write(
+                _claude_line(f"n{len(outcomes)}a", "S", 1, 1) + _claude_line(f"n{len(outcomes)}b", "S", 1, 1)
+            )
+        changes = engine.store.apply(engine.refresh([log]))
+        outcomes.append((len(changes.turns), sorted(changes.sessions)))
+    assert outcomes[1] == outcomes[0] == (2, [("claude", "S")])

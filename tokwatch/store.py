@@ -63,9 +63,10 @@ class Store:
 
     def apply(self, turns: Iterable[Turn]) -> Changes:
         changes = Changes()
+        replayed: set[SessionKey] = set()
         with self.lock:
             for t in turns:
-                merged = self._upsert(t)
+                merged = self._upsert(t, replayed)
                 if merged is not None:
                     changes.turns.append(merged)
                     changes.sessions.add((t.agent, t.session_id))
@@ -128,10 +129,18 @@ class Store:
         entry = self._keyed((t.agent, t.session_id)).get(t.turn_id)
         return entry[1] if entry else self.pricer.cost_pico(t)
 
-    def _upsert(self, t: Turn) -> Turn | None:
+    def _upsert(self, t: Turn, replayed: set[SessionKey] | None = None) -> Turn | None:
+        """Add or update one turn; the turn as stored, or None when nothing changed.
+
+        `replayed` collects the restored sessions this batch had to replay. The replay reads the
+        files' turns, which already hold this batch (the engine records a read before handing
+        it out): its turns then look unchanged, yet they are news to whoever shows them.
+        """
         key = (t.agent, t.session_id)
         if key in self._lazy:
             self._load(key)
+            if replayed is not None:
+                replayed.add(key)
         s = self.sessions.get(key)
         if s is None:
             s = self.sessions[key] = Session(agent=t.agent, session_id=t.session_id, project=t.project)
@@ -142,7 +151,7 @@ class Store:
             old, old_cost = prev
             t = old.merged(t)
             if t.same_numbers(old) and t.sidechain == old.sidechain:
-                return None
+                return old if replayed and key in replayed else None
             self._account(s, old, old_cost, -1)
         cost = self.pricer.cost_pico(t)
         turns[t.turn_id] = (t, cost)

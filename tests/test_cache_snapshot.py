@@ -380,14 +380,16 @@ def test_new_turns_of_a_restored_session_are_reported_as_changes(tmp_path: Path)
     log = proj / "S.jsonl"
     log.write_bytes(_claude_line("m1", "S", 5, 7))
     cache = Cache(tmp_path / "c")
-    _engine(root, cache)
     outcomes = []
-    for c in (None, cache):  # cold, then warm from the snapshot
+    for c in (None, cache):  # cold, then warm from an up-to-date snapshot
+        if c is not None:
+            _engine(root, c)
         engine = _engine(root, c)
+        if c is not None:
+            assert ("claude", "S") in engine.store._lazy
+        n = len(outcomes)
         with open(log, "ab") as f:
-            f.write(
-                _claude_line(f"n{len(outcomes)}a", "S", 1, 1) + _claude_line(f"n{len(outcomes)}b", "S", 1, 1)
-            )
+            f.write(_claude_line(f"n{n}a", "S", 1, 1) + _claude_line(f"n{n}b", "S", 1, 1))
         changes = engine.store.apply(engine.refresh([log]))
         outcomes.append((len(changes.turns), sorted(changes.sessions)))
     assert outcomes[1] == outcomes[0] == (2, [("claude", "S")])

@@ -286,9 +286,7 @@ class Engine:
     def _backfill(self, progress: Callable[[Progress], None] | None, workers: int | None) -> Changes:
         self._consistent = False  # (an exception half-way leaves it so: no snapshot saved)
         found_st = [item for root in self.roots for item in walk_stat(root)]
-        found = [p for p, _ in found_st]
-        sizes = [st.st_size for _, st in found_st]
-        prog = Progress(files_total=len(found), bytes_total=sum(sizes))
+        prog = Progress(files_total=len(found_st), bytes_total=sum(st.st_size for _, st in found_st))
         changes = Changes()
         last_report = 0.0
 

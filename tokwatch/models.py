@@ -117,6 +117,12 @@ class Turn:
 TURN_FIELDS = tuple(Turn.__dataclass_fields__)
 
 
+def json_int(v: int) -> int | str:
+    """An integer as the cache writes it: picodollars overflow JSON's 64-bit integers past $9.2M,
+    so those are written as text (`int()` reads both back)."""
+    return v if -(1 << 63) < v < (1 << 63) else str(v)
+
+
 @dataclass(slots=True)
 class Tokens:
     """A running sum of token kinds, with the turn count and cost (integer picodollars: exact)."""
@@ -160,10 +166,8 @@ class Tokens:
         return out
 
     def to_row(self) -> list[object]:
-        # picodollars overflow JSON's 64-bit integers past $9.2M: written as text then
-        cost: object = self.cost_pico if -(1 << 63) < self.cost_pico < (1 << 63) else str(self.cost_pico)
-        return [self.turns, self.input, self.cache_read, self.cache_write, self.output, self.reasoning, cost,
-                self.unpriced_turns]  # fmt: skip
+        return [self.turns, self.input, self.cache_read, self.cache_write, self.output, self.reasoning,
+                json_int(self.cost_pico), self.unpriced_turns]  # fmt: skip
 
     @classmethod
     def from_row(cls, row: list[object]) -> Tokens:
@@ -228,7 +232,7 @@ class Session:
             self.context_model,
             self.recent,
             self.recent_ts,
-            [c if c is None or -(1 << 63) < c < (1 << 63) else str(c) for c in self.recent_cost],
+            [c if c is None else json_int(c) for c in self.recent_cost],
             self.archived,
         ]
 

@@ -65,6 +65,14 @@ def _claude_line(mid: str, session: str, inp: int, out: int) -> bytes:
     )
 
 
+def _claude_project(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty Claude home under `tmp_path`: (the root to read, its project folder)."""
+    root = tmp_path / "logs"
+    proj = root / "claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    return root, proj
+
+
 def test_warm_start_restores_the_snapshot_without_parsing_turns(logs: Path, tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
     cold = _rows(_engine(logs, None))
@@ -208,9 +216,7 @@ def test_parallel_backfill_keeps_the_billed_turns_of_a_replaced_log(
 ) -> None:
     from tokwatch import engine as engine_mod
 
-    root = tmp_path / "logs"
-    proj = root / "claude" / "projects" / "-p"
-    proj.mkdir(parents=True)
+    root, proj = _claude_project(tmp_path)
     log = proj / "S.jsonl"
     log.write_bytes(_claude_line("m1", "S", 100, 10) + _claude_line("m2", "S", 200, 20))
     for i in range(3):
@@ -289,9 +295,7 @@ def test_a_failing_replay_keeps_the_session_usable(logs: Path, tmp_path: Path) -
 def test_an_interrupt_between_reading_and_handing_out_saves_no_snapshot(tmp_path: Path) -> None:
     """`watch` saves the cache in a `finally`: after Ctrl-C between a read and its batch, the
     store lags behind the files, so only the files may be trusted next time."""
-    root = tmp_path / "logs"
-    proj = root / "claude" / "projects" / "-p"
-    proj.mkdir(parents=True)
+    root, proj = _claude_project(tmp_path)
     log = proj / "S.jsonl"
     log.write_bytes(_claude_line("m1", "S", 100, 10))
     cache = Cache(tmp_path / "c")
@@ -317,9 +321,7 @@ def test_an_interrupt_between_reading_and_handing_out_saves_no_snapshot(tmp_path
 
 
 def test_a_log_deleted_and_written_again_keeps_its_billed_turns(tmp_path: Path) -> None:
-    root = tmp_path / "logs"
-    proj = root / "claude" / "projects" / "-p"
-    proj.mkdir(parents=True)
+    root, proj = _claude_project(tmp_path)
     log = proj / "S.jsonl"
     log.write_bytes(_claude_line("m1", "S", 1000, 100))
     cache = Cache(tmp_path / "c")
@@ -346,9 +348,7 @@ def test_the_pricing_key_covers_tokwatch_itself(monkeypatch: pytest.MonkeyPatch)
 def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Path) -> None:
     """The dashboard draws while the history loads. A restored session replayed then would be
     built from the files followed so far, and miss the turns of those not reached yet."""
-    root = tmp_path / "logs"
-    proj = root / "claude" / "projects" / "-p"
-    proj.mkdir(parents=True)
+    root, proj = _claude_project(tmp_path)
     for i in range(40):  # one session spread over many files (a session and its subagents)
         (proj / f"f{i:02d}.jsonl").write_bytes(_claude_line(f"m{i}", "S", 10, 1))
     cache = Cache(tmp_path / "c")
@@ -374,9 +374,7 @@ def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Pa
 
 def test_new_turns_of_a_restored_session_are_reported_as_changes(tmp_path: Path) -> None:
     """`watch` prints, and the dashboard redraws, from what `apply` reports as changed."""
-    root = tmp_path / "logs"
-    proj = root / "claude" / "projects" / "-p"
-    proj.mkdir(parents=True)
+    root, proj = _claude_project(tmp_path)
     log = proj / "S.jsonl"
     log.write_bytes(_claude_line("m1", "S", 5, 7))
     cache = Cache(tmp_path / "c")

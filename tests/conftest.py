@@ -27,14 +27,14 @@ def ui_root(tmp_path: Path) -> Path:
 def make_app(ui_root: Path, tmp_path: Path) -> Callable[..., Any]:
     """Build a `TokwatchApp` over `ui_root` with a frozen clock and UTC days (tests may pass their own)."""
     from tokwatch.config import Config
-    from tokwatch.engine import Engine
-    from tokwatch.pricing import Pricer
-    from tokwatch.store import Store
+    from tokwatch.core.store import Store
+    from tokwatch.ingest.engine import Engine
+    from tokwatch.ingest.setup import make_pricer
     from tokwatch.ui.app import TokwatchApp
 
     def factory(**kw: Any) -> TokwatchApp:
         config = kw.pop("config", None) or Config()
-        engine = Engine(Store(Pricer(config)), [ui_root], debounce_ms=20, step_ms=10)
+        engine = Engine(Store(make_pricer(config)), [ui_root], debounce_ms=20, step_ms=10)
         kw.setdefault("clock", lambda: FIXED_NOW)
         kw.setdefault("tz", UTC)  # "today" in the strip must not depend on the machine's zone
         kw.setdefault("export_dir", tmp_path / "exports")

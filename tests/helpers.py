@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tokwatch.agents.base import LogParser
-from tokwatch.engine import Engine
-from tokwatch.models import Turn
-from tokwatch.pricing import Pricer
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.pricing import Pricer
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
@@ -126,7 +127,7 @@ def isolate_env(monkeypatch, tmp_path: Path) -> None:
 
 
 def make_engine(*paths: Path, pricer: Pricer | None = None) -> Engine:
-    return Engine(Store(pricer or Pricer()), list(paths))
+    return Engine(Store(pricer or make_pricer()), list(paths))
 
 
 def turn(

@@ -12,9 +12,10 @@ from tokwatch.agents import get_agent
 from tokwatch.agents.amp import AmpParser
 from tokwatch.agents.base import BadLine
 from tokwatch.cli import main
-from tokwatch.discover import detect
-from tokwatch.engine import Engine
-from tokwatch.store import Store
+from tokwatch.core.store import Store
+from tokwatch.ingest.discover import detect
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "agents" / "amp"
 THREAD = "T-019b9d03-62e3-772f-9780-3e637f90eaec"
@@ -109,7 +110,7 @@ def test_rewrite_replaces_by_message(tmp_path: Path) -> None:
     doc_path = tmp_path / "threads" / f"{THREAD}.json"
     doc_path.parent.mkdir()
     shutil.copy(DOC, doc_path)
-    store = Store()
+    store = Store(make_pricer())
     engine = Engine(store, [tmp_path])
     engine.backfill()
     s = store.sessions[("amp", THREAD)]

@@ -12,10 +12,11 @@ from tokwatch.agents import get_agent
 from tokwatch.agents.base import BadLine
 from tokwatch.agents.copilot import CopilotParser, split
 from tokwatch.cli import main
-from tokwatch.discover import detect
-from tokwatch.engine import Engine
-from tokwatch.models import Turn
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.store import Store
+from tokwatch.ingest.discover import detect
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "agents" / "copilot"
 SINGLE_ID = "87ecd1bd-04f8-4b58-b837-a583e194be8f"
@@ -70,7 +71,7 @@ def test_single_turn_real_log() -> None:
 
 
 def test_multi_turn_real_log_counts_each_process_once() -> None:
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [MULTI]).backfill()
     s = store.sessions[("copilot", MULTI_ID)]
     # the sum of both shutdowns' modelMetrics: 1 request before the resume, 2 after
@@ -102,7 +103,7 @@ def test_live_turns_before_shutdown(tmp_path: Path) -> None:
     log = tmp_path / "session-state" / MULTI_ID / "events.jsonl"
     log.parent.mkdir(parents=True)
     log.write_bytes(b"\n".join(live) + b"\n")
-    store = Store()
+    store = Store(make_pricer())
     engine = Engine(store, [tmp_path])
     engine.backfill()
     s = store.sessions[("copilot", MULTI_ID)]

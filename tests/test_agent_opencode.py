@@ -17,11 +17,12 @@ from tokwatch.agents import get_agent
 from tokwatch.agents import opencode as oc
 from tokwatch.agents.opencode import OpenCodeDbParser, OpenCodeJsonParser, message_turn
 from tokwatch.cli import main
-from tokwatch.discover import detect
-from tokwatch.engine import Engine
-from tokwatch.models import Turn
-from tokwatch.store import Store
-from tokwatch.tailer import open_cursor
+from tokwatch.core.models import Turn
+from tokwatch.core.store import Store
+from tokwatch.core.tailer import open_cursor
+from tokwatch.ingest.discover import detect
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "agents" / "opencode"
 SAMPLE = FIX / "opencode-1.2.26__message-with-parts.json"
@@ -193,7 +194,7 @@ def test_legacy_json_layout(tmp_path: Path) -> None:
     )
     assert detect(msg) is AGENT
     assert detect(part) is None and detect(info) is None  # step-finish parts would count twice
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [tmp_path]).backfill()
     s = store.sessions[("opencode", "ses_main")]
     assert (s.totals.turns, s.totals.cache_write, s.totals.output) == (1, 14000, 100)
@@ -204,7 +205,7 @@ def test_legacy_json_layout(tmp_path: Path) -> None:
 def test_db_backfill(tmp_path: Path) -> None:
     db = tmp_path / "opencode.db"
     populated(db).close()
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [tmp_path]).backfill()
     main_s = store.sessions[("opencode", "ses_main")]
     assert main_s.totals.turns == 2  # the user message and the still-empty one are not requests
@@ -219,7 +220,7 @@ def test_db_backfill(tmp_path: Path) -> None:
 def test_db_rewrites_replace_and_streaming_messages_are_followed(tmp_path: Path) -> None:
     db = tmp_path / "opencode.db"
     con = populated(db)
-    store = Store()
+    store = Store(make_pricer())
     engine = Engine(store, [tmp_path])
     engine.backfill()
     s = store.sessions[("opencode", "ses_main")]
@@ -279,16 +280,16 @@ def test_state_restore_reads_only_what_changed(tmp_path: Path) -> None:
 
 
 def test_warm_start_from_the_cache_sees_rows_still_in_the_wal(tmp_path: Path) -> None:
-    from tokwatch.cache import Cache
+    from tokwatch.core.cache import Cache
 
     data = tmp_path / "data"
     data.mkdir()
     con = populated(data / "opencode.db")
     cache = Cache(tmp_path / "cache")
-    Engine(Store(), [data], cache=cache).backfill()
+    Engine(Store(make_pricer()), [data], cache=cache).backfill()
     # written while tokwatch was not running; only the -wal file changed, not opencode.db
     put(con, "msg_new", "ses_main", assistant(1, 5, created=T0 + 99), int(time.time() * 1000))
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [data], cache=cache).backfill()
     assert store.sessions[("opencode", "ses_main")].totals.turns == 3
     con.close()
@@ -360,7 +361,7 @@ def test_database_and_legacy_json_count_a_message_once(tmp_path: Path) -> None:
     populated(data / "opencode.db").close()
     legacy = {"id": "msg_a1", "sessionID": "ses_main", **assistant(3, 100, write=14000)}
     (data / "storage" / "message" / "ses_main" / "msg_a1.json").write_text(json.dumps(legacy))
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [tmp_path]).backfill()
     assert store.sessions[("opencode", "ses_main")].totals.turns == 2
 
@@ -368,7 +369,7 @@ def test_database_and_legacy_json_count_a_message_once(tmp_path: Path) -> None:
 def test_live_database_followed_by_the_engine(tmp_path: Path) -> None:
     db = tmp_path / "opencode.db"
     con = populated(db)
-    store = Store()
+    store = Store(make_pricer())
     engine = Engine(store, [tmp_path])
     engine.backfill()
     s = store.sessions[("opencode", "ses_main")]

@@ -12,9 +12,10 @@ from tokwatch.agents import get_agent
 from tokwatch.agents.base import BadLine
 from tokwatch.agents.qwen import QwenParser, split_usage
 from tokwatch.cli import main
-from tokwatch.discover import detect
-from tokwatch.engine import Engine
-from tokwatch.store import Store
+from tokwatch.core.store import Store
+from tokwatch.ingest.discover import detect
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "agents" / "qwen"
 SESSION = "5c0b2f4e-8d1a-4b7e-9f3c-2a6d8e1b4c70"
@@ -94,7 +95,7 @@ def test_fixture_turns() -> None:
 
 
 def test_engine_totals_and_context_gauge() -> None:
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, [FIX]).backfill()
     s = store.sessions[("qwen", SESSION)]
     assert s.totals.turns == 4

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokwatch import export
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import BadLine
-from tokwatch.engine import Engine
-from tokwatch.models import Turn
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output import export
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
 CLAUDE = (BAD / "claude_session.jsonl").read_bytes()
@@ -57,7 +58,7 @@ def totals(store: Store) -> dict[tuple[str, str, str], tuple[int, ...]]:
 
 
 def read(root: Path) -> Engine:
-    engine = Engine(Store(), [root])
+    engine = Engine(Store(make_pricer()), [root])
     engine.backfill()
     return engine
 
@@ -163,7 +164,7 @@ def test_huge_line_is_read_whole_and_fast(tmp_path: Path) -> None:
 
 
 def test_over_long_line_is_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokwatch import tailer
+    from tokwatch.core import tailer
 
     monkeypatch.setattr(tailer, "MAX_LINE", 1 << 16)
     ref = reference("claude", tmp_path)
@@ -240,7 +241,7 @@ def test_fifo_swapped_in_after_discovery_does_not_block(tmp_path: Path) -> None:
 
 def test_root_appears_later_and_root_removed(tmp_path: Path) -> None:
     root = tmp_path / "later" / "claude"
-    engine = Engine(Store(), [root], debounce_ms=20, step_ms=10)
+    engine = Engine(Store(make_pricer()), [root], debounce_ms=20, step_ms=10)
     engine.backfill()
     got: list[Turn] = []
     stop = threading.Event()
@@ -269,7 +270,7 @@ def test_root_appears_later_and_root_removed(tmp_path: Path) -> None:
 
 
 def test_csv_formula_guard_and_literal_text() -> None:
-    store = Store()
+    store = Store(make_pricer())
     hostile = '=HYPERLINK("http://x")'
     store.apply(
         [

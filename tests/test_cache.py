@@ -10,11 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tokwatch import cache as cache_mod
-from tokwatch.cache import Cache
-from tokwatch.engine import Engine
-from tokwatch.export import rows
-from tokwatch.store import Store
+from tokwatch.core import cache as cache_mod
+from tokwatch.core.cache import Cache
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output.export import rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cache"
 
@@ -52,7 +53,7 @@ def logs(tmp_path: Path) -> Path:
 
 
 def _export(root: Path, cache: Cache | None) -> tuple[list[dict[str, object]], Engine]:
-    engine = Engine(Store(), [root], cache=cache)
+    engine = Engine(Store(make_pricer()), [root], cache=cache)
     engine.backfill()
     return [r.model_dump() for r in rows(engine.store)], engine
 
@@ -87,7 +88,7 @@ def test_append_after_cache_is_read(logs: Path, tmp_path: Path) -> None:
 
 def _live_after(logs: Path, log: Path, change: Callable[[], None]) -> dict[str, object]:
     """The row a running tokwatch shows after `change` happened while it followed the file."""
-    engine = Engine(Store(), [logs])
+    engine = Engine(Store(make_pricer()), [logs])
     engine.backfill()
     change()
     engine.store.apply(engine.refresh([log]))
@@ -156,7 +157,7 @@ def test_rewritten_in_place_with_other_first_bytes_is_reread(logs: Path, tmp_pat
 def test_log_deleted_while_running_stays_in_the_cache(logs: Path, tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
     cold, _ = _export(logs, None)
-    engine = Engine(Store(), [logs], cache=cache)
+    engine = Engine(Store(make_pricer()), [logs], cache=cache)
     engine.backfill()
     victim = next(logs.rglob("rollout-*.jsonl"))
     victim.unlink()
@@ -229,8 +230,8 @@ def test_cache_write_is_atomic_and_failure_is_not_fatal(logs: Path, tmp_path: Pa
 
 def test_two_writers_never_corrupt(logs: Path, tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
-    e1 = Engine(Store(), [logs], cache=cache)
-    e2 = Engine(Store(), [logs], cache=cache)
+    e1 = Engine(Store(make_pricer()), [logs], cache=cache)
+    e2 = Engine(Store(make_pricer()), [logs], cache=cache)
     e1.backfill()
     e2.backfill()
     for _ in range(5):

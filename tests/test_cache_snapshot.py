@@ -14,14 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tokwatch import pricing
-from tokwatch.cache import Cache
 from tokwatch.config import Config, PriceOverride
-from tokwatch.engine import Engine
-from tokwatch.export import rows
-from tokwatch.pricing import Pricer
-from tokwatch.report import Filters, build
-from tokwatch.store import Store
+from tokwatch.core import pricing
+from tokwatch.core.cache import Cache
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output.export import rows
+from tokwatch.reports.report import Filters, build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cache"
 REAL = Path(__file__).parent / "fixtures" / "real"
@@ -36,7 +36,7 @@ def logs(tmp_path: Path) -> Path:
 
 
 def _engine(root: Path, cache: Cache | None, config: Config | None = None) -> Engine:
-    engine = Engine(Store(Pricer(config)), [root], cache=cache)
+    engine = Engine(Store(make_pricer(config)), [root], cache=cache)
     engine.backfill()
     return engine
 
@@ -214,7 +214,7 @@ def _totals(store: Store) -> tuple[int, int, int, int]:
 def test_parallel_backfill_keeps_the_billed_turns_of_a_replaced_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tokwatch import engine as engine_mod
+    from tokwatch.ingest import engine as engine_mod
 
     root, proj = _claude_project(tmp_path)
     log = proj / "S.jsonl"
@@ -230,7 +230,7 @@ def test_parallel_backfill_keeps_the_billed_turns_of_a_replaced_log(
         (proj / f"o{i}.jsonl").write_bytes(_claude_line(f"p{i}", f"O{i}", 1, 1))
     monkeypatch.setattr(engine_mod, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(engine_mod, "PARALLEL_CHUNK_BYTES", 1)
-    par = Engine(Store(), [root], cache=cache)
+    par = Engine(Store(make_pricer()), [root], cache=cache)
     par.backfill(workers=2)
     assert par.store.sessions[("claude", "S")].totals.turns == 3
     entry = cache.read().entries[str(log)]
@@ -300,7 +300,7 @@ def test_an_interrupt_between_reading_and_handing_out_saves_no_snapshot(tmp_path
     log.write_bytes(_claude_line("m1", "S", 100, 10))
     cache = Cache(tmp_path / "c")
     _engine(root, cache)
-    engine = Engine(Store(), [root], cache=cache, force_polling=True)
+    engine = Engine(Store(make_pricer()), [root], cache=cache, force_polling=True)
     engine.backfill()
     with open(log, "ab") as fh:
         fh.write(_claude_line("m2", "S", 5000, 500))
@@ -340,9 +340,9 @@ def test_a_log_deleted_and_written_again_keeps_its_billed_turns(tmp_path: Path) 
 def test_the_pricing_key_covers_tokwatch_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     import tokwatch
 
-    before = Pricer().key()
+    before = make_pricer().key()
     monkeypatch.setattr(tokwatch, "__version__", tokwatch.__version__ + ".post1")
-    assert Pricer().key() != before
+    assert make_pricer().key() != before
 
 
 def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Path) -> None:
@@ -353,7 +353,7 @@ def test_views_do_not_replay_sessions_before_every_file_is_followed(tmp_path: Pa
         (proj / f"f{i:02d}.jsonl").write_bytes(_claude_line(f"m{i}", "S", 10, 1))
     cache = Cache(tmp_path / "c")
     _engine(root, cache)
-    store = Store()
+    store = Store(make_pricer())
     engine = Engine(store, [root], cache=cache)
     seen: list[int] = []
 

@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 def test_core_modules_do_not_import_textual() -> None:
     code = (
         "import sys\n"
-        "import tokwatch.engine, tokwatch.store, tokwatch.export, tokwatch.cli\n"
-        "import tokwatch.models, tokwatch.pricing, tokwatch.tailer, tokwatch.discover, tokwatch.config\n"
+        "import tokwatch.ingest.engine, tokwatch.core.store, tokwatch.output.export, tokwatch.cli\n"
+        "import tokwatch.core.models, tokwatch.core.pricing, tokwatch.core.tailer, tokwatch.ingest.discover, tokwatch.config\n"
         "from tokwatch.agents import all_agents\n"
         "assert {a.name for a in all_agents()} >= {'claude', 'codex', 'gemini'}\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'tokwatch.ui')))\n"

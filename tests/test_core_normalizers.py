@@ -27,7 +27,8 @@ from helpers import (
 
 from tokwatch.agents import get_agent
 from tokwatch.agents.base import BadLine
-from tokwatch.store import Store
+from tokwatch.core.store import Store
+from tokwatch.ingest.setup import make_pricer
 
 CLAUDE = get_agent("claude")
 CODEX = get_agent("codex")
@@ -49,7 +50,7 @@ def test_claude_streaming_duplicates_keep_largest() -> None:
     assert [t.output for t in turns] == [10, 10, 10, 10, 299]
     assert len({t.turn_id for t in turns}) == 1
     for order in (turns, list(reversed(turns))):  # keep the largest, not the first nor the last
-        store = Store()
+        store = Store(make_pricer())
         changes = [store.apply([t]) for t in order]
         s = store.sessions[KEY]
         assert s.totals.turns == 1
@@ -64,7 +65,7 @@ def test_claude_streaming_duplicates_keep_largest() -> None:
         if order[0].output == 299:
             assert not any(changes[1:])
     # in log order, the first copy's time is the turn's time
-    store = Store()
+    store = Store(make_pricer())
     store.apply(turns)
     assert store.turns_of(KEY)[0].timestamp == turns[0].timestamp
     assert store.sessions[KEY].first_seen == turns[0].timestamp
@@ -73,7 +74,7 @@ def test_claude_streaming_duplicates_keep_largest() -> None:
 def test_claude_streaming_duplicates_over_the_whole_file() -> None:
     turns = feed_all(CLAUDE.parser(CLAUDE_MAIN), real_lines(CLAUDE_MAIN))
     assert len(turns) == 12  # assistant lines in the excerpt
-    store = Store()
+    store = Store(make_pricer())
     store.apply(turns)
     s = store.sessions[KEY]
     assert s.totals.turns == 5
@@ -88,7 +89,7 @@ def test_claude_subagent_turns_belong_to_parent_without_moving_gauge() -> None:
     assert all(t.sidechain for t in sub_turns)
     assert {t.model for t in sub_turns} == {"claude-sonnet-4-5-20250929"}
     main_first = CLAUDE.parser(CLAUDE_MAIN).feed(line(CLAUDE_MAIN, 8))
-    store = Store()
+    store = Store(make_pricer())
     store.apply(main_first)  # 16:02:27, prompt 3 + 15005 + 11442
     store.apply(sub_turns)  # 16:02:50 .. 16:02:58: later, but sidechain
     s = store.sessions[KEY]
@@ -116,7 +117,7 @@ def test_claude_sidechain_replay_of_a_parent_message_counts_once() -> None:
     replay["isSidechain"] = True
     replay["timestamp"] = "2026-02-12T21:03:31.000Z"
     parser = CLAUDE.parser(CLAUDE_MAIN)
-    store = Store()
+    store = Store(make_pricer())
     store.apply(parser.feed(main))
     store.apply(parser.feed(_dumps(replay)))
     s = store.sessions[KEY]
@@ -158,7 +159,7 @@ def test_claude_synthetic_api_error_is_not_a_turn() -> None:
 
 def test_claude_compaction_gauge_falls_totals_do_not() -> None:
     parser = CLAUDE.parser(CLAUDE_MAIN)
-    store = Store()
+    store = Store(make_pricer())
     lines = real_lines(CLAUDE_MAIN)
     for raw in lines[:38]:
         store.apply(parser.feed(raw))
@@ -271,7 +272,7 @@ def test_codex_all_zero_last_usage_after_compaction_adds_nothing() -> None:
     # the cumulative total jumps from 36580 to 22333715 across the excerpt's gap: the turn is
     # still last_token_usage (209879), never a difference of totals
     assert turns[2].timestamp > turns[1].timestamp
-    store = Store()
+    store = Store(make_pricer())
     store.apply(turns)
     s = store.sessions[("codex", "019c8a59-e9dd-71f0-9ae3-4079fe9726a9")]
     assert s.totals.total == 507280

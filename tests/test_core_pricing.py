@@ -25,9 +25,10 @@ from helpers import (
 
 from tokwatch.cli import main
 from tokwatch.config import load_config
-from tokwatch.models import Turn
-from tokwatch.pricing import Pricer, normalize_model
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.pricing import normalize_model
+from tokwatch.core.store import Store
+from tokwatch.ingest.setup import make_pricer
 
 PROVIDER = {"claude": "anthropic", "codex": "openai", "gemini": "google"}
 MODELS = {
@@ -70,7 +71,7 @@ def _real_turns(model: str) -> list[Turn]:
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_rate_card_equals_genai_prices_on_real_turns(model: str) -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     turns = _real_turns(model)
     sample = turns[:: max(1, len(turns) // 40)]  # up to ~40 turns per model, spread over the session
     for t in sample:
@@ -94,7 +95,7 @@ def test_export_costs_equal_sum_of_genai_prices_per_turn(capsys: pytest.CaptureF
 
 
 def test_tier_applies_to_the_whole_request_claude_sonnet_45() -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     below = turn("a", model="claude-sonnet-4-5-20250929", input=199_999, output=1000)
     above = turn("b", model="claude-sonnet-4-5-20250929", input=200_001, output=1000)
     # $3 / $15 per MTok up to 200k prompt tokens; $6 / $22.50 for the WHOLE request above
@@ -111,7 +112,7 @@ def test_tier_applies_to_the_whole_request_claude_sonnet_45() -> None:
 
 
 def test_tier_is_per_turn_not_per_session() -> None:
-    store = Store(Pricer())
+    store = Store(make_pricer())
     halves = [
         turn(str(i), model="claude-sonnet-4-5-20250929", input=150_000, output=0, timestamp=1e9 + i)
         for i in range(2)
@@ -122,14 +123,14 @@ def test_tier_is_per_turn_not_per_session() -> None:
 
 
 def test_gemini_25_pro_tier() -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     t = turn("g", agent="gemini", model="gemini-2.5-pro", input=100_001, cache_read=100_000, output=1000)
     assert pricer.cost_pico(t) == 100_001 * 2_500_000 + 100_000 * 250_000 + 1000 * 15_000_000
     assert Decimal(pricer.cost_pico(t)) / Decimal(10**12) == reference_usd(t)
 
 
 def test_one_hour_cache_writes_have_their_own_rate() -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     m = "claude-opus-4-6"
     five = turn("5", model=m, cache_write=1_000_000)
     hour = turn("h", model=m, cache_write=1_000_000, cache_write_1h=1_000_000)
@@ -165,7 +166,7 @@ def test_one_hour_cache_write_from_a_claude_line_end_to_end(tmp_path: Path) -> N
 
 
 def test_unknown_model_has_unknown_cost(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     t = turn("u", model="zz-unknown-model-9000", input=100, output=100)
     assert pricer.card("claude", "zz-unknown-model-9000") is None
     assert pricer.cost_pico(t) is None
@@ -220,14 +221,14 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def test_config_override_for_unknown_and_known_models(config_path: Path) -> None:
-    pricer = Pricer(load_config(config_path))
+    pricer = make_pricer(load_config(config_path))
     local = turn(
         "l", agent="codex", model="my-local-model", input=1_000_000, cache_read=1_000_000, output=1_000_000
     )
     assert pricer.cost_pico(local) == 3_100_000_000_000  # $1 + $0.10 + $2
     known = turn("k", agent="codex", model="gpt-5.3-codex", input=1000, cache_read=2000, output=300)
     assert pricer.cost_pico(known) == 1000 * 10_000_000 + 2000 * 1_000_000 + 300 * 20_000_000
-    assert Pricer().cost_pico(known) != pricer.cost_pico(known)  # genai-prices would say otherwise
+    assert make_pricer().cost_pico(known) != pricer.cost_pico(known)  # genai-prices would say otherwise
     small = turn("t1", agent="codex", model="tiered-model", input=100_000, output=10)
     big = turn("t2", agent="codex", model="tiered-model", input=100_001, output=10)
     assert pricer.cost_pico(small) == 100_000 * 1_000_000 + 10 * 2_000_000
@@ -275,14 +276,14 @@ def test_normalize_model(name: str, normalized: str) -> None:
     ],
 )
 def test_name_variants_price_like_the_canonical_name(agent: str, variant: str, canonical: str) -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     a, b = pricer.card(agent, variant), pricer.card(agent, canonical)
     assert a is not None and b is not None
     assert (a.base, a.tiers) == (b.base, b.tiers)
 
 
 def test_context_windows() -> None:
-    p = Pricer()
+    p = make_pricer()
     assert p.context_window("claude", "claude-opus-4-6", 0, 150_000) == 200_000
     assert p.context_window("claude", "claude-opus-4-6", 0, 200_000) == 200_000
     assert p.context_window("claude", "claude-opus-4-6", 0, 200_001) == 1_000_000
@@ -293,7 +294,7 @@ def test_context_windows() -> None:
 
 
 def test_context_window_switches_to_1m_when_a_prompt_exceeds_200k() -> None:
-    store = Store(Pricer())
+    store = Store(make_pricer())
     store.apply([turn("a", input=1, cache_read=150_000, output=1, timestamp=1e9)])
     s = store.sessions[("claude", "s1")]
     assert s.context_window == 200_000
@@ -305,7 +306,7 @@ def test_context_window_switches_to_1m_when_a_prompt_exceeds_200k() -> None:
 
 
 def test_context_window_config_override(config_path: Path) -> None:
-    p = Pricer(load_config(config_path))
+    p = make_pricer(load_config(config_path))
     assert p.context_window("claude", "claude-opus-4-6", 0, 10) == 500_000
     assert p.context_window("claude", "anthropic/claude-opus-4-6[1m]", 0, 10) == 500_000
     assert p.context_window("codex", "gpt-5.3-codex", 258_400, 0) == 400_000

@@ -22,8 +22,9 @@ from helpers import (
 
 from tokwatch.agents import get_agent
 from tokwatch.cli import main
-from tokwatch.models import Turn
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.store import Store
+from tokwatch.ingest.setup import make_pricer
 
 # (agent, session, model) -> (input, cache_read, cache_write, output, reasoning, total), the table
 # of SOURCES.md (the en-dash reasoning of Claude, which does not log it, is 0).
@@ -322,7 +323,7 @@ def _claude_events() -> list[tuple[float, int, Turn | None, bytes]]:
 
 
 def test_claude_context_gauge_falls_after_compaction_progressively() -> None:
-    store = Store()
+    store = Store(make_pricer())
     key = ("claude", CLAUDE_SESSION)
     before = None
     after_first = None

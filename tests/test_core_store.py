@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 from helpers import turn
 
-from tokwatch.models import Tokens
-from tokwatch.pricing import Pricer
-from tokwatch.store import Changes, Store
+from tokwatch.core.models import Tokens
+from tokwatch.core.store import Changes, Store
+from tokwatch.ingest.setup import make_pricer
 
-PRICER = Pricer()
+PRICER = make_pricer()
 T0 = 1_770_000_000.0
 
 

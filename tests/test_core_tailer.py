@@ -17,7 +17,8 @@ from helpers import (
     write_lines,
 )
 
-from tokwatch.tailer import Change, Cursor, open_cursor
+from tokwatch.core.tailer import Change, Cursor, open_cursor
+from tokwatch.ingest.setup import make_pricer
 
 KEY = ("claude", CLAUDE_SESSION)
 # Three distinct main-chain turns of the real session (lines 8, 41, 42) and their totals.
@@ -266,7 +267,7 @@ def test_engine_deleted_file_is_dropped_totals_kept(tmp_path: Path) -> None:
 
 
 def test_engine_line_longer_than_chunk(tmp_path: Path) -> None:
-    from tokwatch.tailer import CHUNK
+    from tokwatch.core.tailer import CHUNK
 
     big = json.loads(L42)
     big["message"]["content"] = [{"type": "text", "text": "z" * (CHUNK + CHUNK // 2)}]
@@ -318,7 +319,7 @@ def test_engine_gemini_document_rewritten_in_place(tmp_path: Path) -> None:
 
 
 def test_cursor_passes_over_a_line_longer_than_max_line(tmp_path: Path, monkeypatch) -> None:
-    import tokwatch.tailer as tailer
+    import tokwatch.core.tailer as tailer
 
     monkeypatch.setattr(tailer, "MAX_LINE", 100)
     p = tmp_path / "a.jsonl"
@@ -334,7 +335,7 @@ def test_cursor_passes_over_a_line_longer_than_max_line(tmp_path: Path, monkeypa
 
 
 def test_engine_counts_an_oversized_line_as_skipped(tmp_path: Path, monkeypatch) -> None:
-    import tokwatch.tailer as tailer
+    import tokwatch.core.tailer as tailer
 
     monkeypatch.setattr(tailer, "MAX_LINE", 4096)
     big = json.loads(L41)  # whole read chunks without a newline: known to exceed MAX_LINE
@@ -348,17 +349,17 @@ def test_engine_counts_an_oversized_line_as_skipped(tmp_path: Path, monkeypatch)
 
 
 def test_engine_warm_start_from_cache_reads_only_the_appended_part(tmp_path: Path) -> None:
-    from tokwatch.cache import Cache
-    from tokwatch.engine import Engine
-    from tokwatch.store import Store
+    from tokwatch.core.cache import Cache
+    from tokwatch.core.store import Store
+    from tokwatch.ingest.engine import Engine
 
     path = _claude_file(tmp_path, [L8, L41])
     cache_dir = tmp_path / "cache"
-    cold = Engine(Store(), [tmp_path / "claude"], cache=Cache(cache_dir))
+    cold = Engine(Store(make_pricer()), [tmp_path / "claude"], cache=Cache(cache_dir))
     cold.backfill()
     assert cold.store.sessions[KEY].totals.total == T8 + T41
     append_bytes(path, L42 + b"\n")
-    warm = Engine(Store(), [tmp_path / "claude"], cache=Cache(cache_dir))
+    warm = Engine(Store(make_pricer()), [tmp_path / "claude"], cache=Cache(cache_dir))
     warm.backfill()
     s = warm.store.sessions[KEY]
     assert s.totals.turns == 3

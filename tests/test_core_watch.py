@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import CLAUDE_MAIN, CLAUDE_SESSION, append_bytes, claude_line, line, write_lines
 
-from tokwatch.pricing import Pricer
+from tokwatch.ingest.setup import make_pricer
 
 LATENCY = 0.5
 SLUG = "-home-u-proj"
@@ -126,7 +126,7 @@ def test_watch_jsonl_reports_an_appended_turn_within_half_a_second(watch: tuple[
     assert sess["turns"] == 2
     assert sess["total"] == first_total + 26614
     assert sess["input"] == 3 + 2 and sess["output"] == 9 + 42
-    first_cost = Pricer().cost_pico(_first_turn()) / 1e12
+    first_cost = make_pricer().cost_pico(_first_turn()) / 1e12
     assert sess["cost_usd"] == pytest.approx(first_cost + expected_cost, abs=1e-12)
     assert sess["context_tokens"] == 26572
     assert sess["context_window"] == 200_000

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tokwatch import engine as engine_mod
-from tokwatch.engine import Engine
-from tokwatch.export import rows
-from tokwatch.store import Store
+from tokwatch.core.store import Store
+from tokwatch.ingest import engine as engine_mod
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output.export import rows
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 
@@ -21,11 +22,11 @@ def test_parallel_backfill_equals_sequential(tmp_path: Path, monkeypatch: pytest
     bad = root / "claude" / "projects" / "-p" / "bad.jsonl"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"garbage\n{oops\n")
-    seq = Engine(Store(), [root])
+    seq = Engine(Store(make_pricer()), [root])
     seq.backfill(workers=1)
     monkeypatch.setattr(engine_mod, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(engine_mod, "PARALLEL_CHUNK_BYTES", 1)  # one file per worker task
-    par = Engine(Store(), [root])
+    par = Engine(Store(make_pricer()), [root])
     par.backfill(workers=2)
     assert [r.model_dump() for r in rows(par.store)] == [r.model_dump() for r in rows(seq.store)]
     assert par.skips.by_file == seq.skips.by_file and par.skips.lines == 2

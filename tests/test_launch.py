@@ -15,7 +15,7 @@ REAL = Path(__file__).parent / "fixtures" / "real"
 
 def test_the_entry_point_imports_nothing_heavy() -> None:
     code = (
-        "import sys, tokwatch.launch, tokwatch.engine; "
+        "import sys, tokwatch.launch, tokwatch.ingest.engine; "
         "print(sorted(m for m in ('pydantic', 'tokwatch.cli', 'genai_prices', 'textual') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,14 +14,18 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from tokwatch import blocks as blk
-from tokwatch import report
 from tokwatch.cli import main
-from tokwatch.engine import Engine
-from tokwatch.export import rows as export_rows
-from tokwatch.models import Tokens
-from tokwatch.report import Filters, build
-from tokwatch.store import Store
+from tokwatch.cli import report as cli_report
+from tokwatch.core import blocks as blk
+from tokwatch.core import text
+from tokwatch.core.models import Tokens
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output import report_render
+from tokwatch.output.export import rows as export_rows
+from tokwatch.reports import report
+from tokwatch.reports.report import Filters, build
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_logs"
@@ -79,7 +83,7 @@ def write_claude(root: Path, session: str, lines: list[bytes], project: str = "-
 
 
 def load(*paths: Path) -> Store:
-    store = Store()
+    store = Store(make_pricer())
     Engine(store, list(paths)).backfill()
     return store
 
@@ -99,7 +103,7 @@ def everything() -> Store:
 @pytest.mark.parametrize("view", report.VIEWS)
 def test_rows_sum_exactly_to_the_export(everything: Store, view: str, zone: str) -> None:
     rep = build(everything, view, Filters(tz=report.parse_tz(zone)), now=ts("2026-11-21T15:00:00Z"))
-    doc = json.loads(report.to_json(rep, breakdown=True))
+    doc = json.loads(report_render.to_json(rep, breakdown=True))
     want = export_totals(everything)
     assert want["turns"]
     summed = {k: sum(r[k] for r in doc["rows"]) for k in TOKEN_KEYS}
@@ -122,7 +126,7 @@ def test_csv_rows_sum_to_the_export(everything: Store, view: str) -> None:
     rep = build(everything, view, Filters(tz=UTC), now=ts("2026-11-21T15:00:00Z"))
     want = export_totals(everything)
     for breakdown in (False, True):
-        rows = list(csv.DictReader(io.StringIO(report.to_csv(rep, breakdown))))
+        rows = list(csv.DictReader(io.StringIO(report_render.to_csv(rep, breakdown))))
         assert {k: sum(int(r[k]) for r in rows) for k in TOKEN_KEYS} == want
 
 
@@ -140,15 +144,15 @@ def test_undated_and_unpriced_turns_still_add_up(tmp_path: Path) -> None:
     want = export_totals(store)
     for view in report.VIEWS:
         rep = build(store, view, Filters(tz=UTC), now=ts("2026-03-20T00:00:00Z"))
-        doc = json.loads(report.to_json(rep))
+        doc = json.loads(report_render.to_json(rep))
         assert {k: sum(r[k] for r in doc["rows"]) for k in TOKEN_KEYS} == want, view
         assert doc["totals"]["cost_usd"] is None  # one turn has no price: never a fake total
         assert doc["totals"]["unpriced_turns"] == 1
         assert doc["totals"]["known_cost_usd"] > 0  # the known part, a lower bound
-    daily = json.loads(report.to_json(build(store, "daily", Filters(tz=UTC))))["rows"]
+    daily = json.loads(report_render.to_json(build(store, "daily", Filters(tz=UTC))))["rows"]
     assert [r["date"] for r in daily] == ["2026-03-10", "unknown"]
     assert daily[0]["cost_usd"] is None and daily[1]["cost_usd"] is not None
-    blocks = json.loads(report.to_json(build(store, "blocks", Filters(tz=UTC))))["rows"]
+    blocks = json.loads(report_render.to_json(build(store, "blocks", Filters(tz=UTC))))["rows"]
     assert blocks[-1]["start"] is None and blocks[-1]["turns"] == 1
 
 
@@ -213,10 +217,10 @@ def test_weekly_and_monthly_group_days(midnight_logs: Store) -> None:
 
 
 def test_parse_dates_and_zones() -> None:
-    assert report.parse_date("20260311") == date(2026, 3, 11)
-    assert report.parse_date("2026-03-11") == date(2026, 3, 11)
+    assert cli_report.parse_date("20260311") == date(2026, 3, 11)
+    assert cli_report.parse_date("2026-03-11") == date(2026, 3, 11)
     with pytest.raises(Exception, match="not a date"):
-        report.parse_date("11/03/2026")
+        cli_report.parse_date("11/03/2026")
     assert report.parse_tz(None) is None and report.parse_tz("local") is None
     assert report.parse_tz("utc") is UTC
     with pytest.raises(ValueError, match="unknown time zone"):
@@ -274,7 +278,7 @@ def test_blocks_report_with_the_active_block_and_limits(tmp_path: Path) -> None:
     store = load(tmp_path)
     now = ts("2026-03-10T11:10:00Z")
     rep = build(store, "blocks", Filters(tz=UTC), now=now, token_limit="max")
-    doc = json.loads(report.to_json(rep))
+    doc = json.loads(report_render.to_json(rep))
     first, active = doc["rows"]
     assert (first["start"], first["end"]) == ("2026-03-10T02:00:00.000Z", "2026-03-10T07:00:00.000Z")
     assert not first["active"] and first["limit_percent"] == 100.0
@@ -327,7 +331,7 @@ def test_table_fits_the_terminal(everything: Store, view: str, width: int) -> No
     )
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None)
-    report.print_table(rep, console, breakdown=True)
+    report_render.print_table(rep, console, breakdown=True)
     out = buf.getvalue()
     assert max(cell_len(line) for line in out.splitlines()) <= width
     assert "Total" in out
@@ -339,20 +343,22 @@ def test_table_prints_log_text_literally(tmp_path: Path) -> None:
     )
     rep = build(load(tmp_path), "session", Filters(tz=UTC))
     buf = io.StringIO()
-    report.print_table(rep, Console(file=buf, width=200, color_system=None))
+    report_render.print_table(rep, Console(file=buf, width=200, color_system=None))
     assert "/p/[bold red]x[/]" in buf.getvalue()
 
 
 def test_csv_guards_formula_cells(tmp_path: Path) -> None:
     write_claude(tmp_path, "s1", [claude_line("m", "2026-03-10T10:00:00.000Z", cwd="=HYPERLINK(1)")], "-p")
-    rows = list(csv.DictReader(io.StringIO(report.to_csv(build(load(tmp_path), "session", Filters())))))
+    rows = list(
+        csv.DictReader(io.StringIO(report_render.to_csv(build(load(tmp_path), "session", Filters()))))
+    )
     assert rows[0]["project"] == "'=HYPERLINK(1)"
 
 
 def test_unknown_cost_shows_unknown_or_a_lower_bound() -> None:
-    assert report.cost_text(Tokens(turns=2, unpriced_turns=2)) == "unknown"
-    assert report.cost_text(Tokens(turns=2, unpriced_turns=1, cost_pico=1_500_000_000_000)) == "≥$1.50"
-    assert report.cost_text(Tokens(turns=1, cost_pico=0)) == "$0.00"
+    assert text.cost_text(Tokens(turns=2, unpriced_turns=2)) == "unknown"
+    assert text.cost_text(Tokens(turns=2, unpriced_turns=1, cost_pico=1_500_000_000_000)) == "≥$1.50"
+    assert text.cost_text(Tokens(turns=1, cost_pico=0)) == "$0.00"
 
 
 # ---------------------------------------------------------------- command line

@@ -11,16 +11,16 @@ import orjson
 import pytest
 
 from tokwatch.agents.copilot import CopilotParser
-from tokwatch.engine import Engine
-from tokwatch.models import Turn
-from tokwatch.pricing import Pricer
-from tokwatch.store import Store
+from tokwatch.core.models import Turn
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
 
 COPILOT = Path(__file__).parent / "fixtures" / "agents" / "copilot" / "session-state"
 
 
 def test_absurd_agent_cost_is_not_believed() -> None:
-    pricer = Pricer()
+    pricer = make_pricer()
     base = {
         "agent": "claude",
         "session_id": "s",
@@ -40,7 +40,7 @@ def test_absurd_agent_cost_is_not_believed() -> None:
 
 
 def _copilot_totals(root: Path) -> tuple[int, int, int, int]:
-    engine = Engine(Store(), [root])
+    engine = Engine(Store(make_pricer()), [root])
     engine.backfill()
     t = engine.store.totals()
     return (t.turns, t.input, t.cache_read, t.output)
@@ -95,7 +95,7 @@ def test_watch_limit_falls_back_to_polling(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(rn, "RustNotify", limited)
     root = tmp_path / "claude" / "projects" / "-p"
     root.mkdir(parents=True)
-    engine = Engine(Store(), [tmp_path / "claude"], debounce_ms=20, step_ms=10)
+    engine = Engine(Store(make_pricer()), [tmp_path / "claude"], debounce_ms=20, step_ms=10)
     engine.backfill()
     started = threading.Event()
     got: list[Turn] = []

@@ -16,14 +16,16 @@ import orjson
 import pytest
 from test_report import claude_line, load, ts, write_claude
 
-from tokwatch import report, status
-from tokwatch.budgets import Budget, BudgetAlarm, BudgetsConfig, BudgetState, current_usage, evaluate
 from tokwatch.cli import main
 from tokwatch.config import Config, ConfigError, load_config
-from tokwatch.engine import Engine
-from tokwatch.models import Tokens
-from tokwatch.report import Filters, build
-from tokwatch.store import Store
+from tokwatch.core.models import Tokens
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output import statusline
+from tokwatch.reports import report
+from tokwatch.reports.budgets import Budget, BudgetAlarm, BudgetsConfig, BudgetState, current_usage, evaluate
+from tokwatch.reports.report import Filters, build
 
 TESTS = Path(__file__).resolve().parent
 SAMPLES = TESTS.parent / "sample_logs"
@@ -73,7 +75,7 @@ def test_status_json_shape_and_numbers(capsys: pytest.CaptureFixture[str]) -> No
     s = usage["session"]
     assert (s["input"], s["cacheRead"], s["cacheWrite"], s["output"]) == (24, 425605, 147707, 420)
     assert s["totalTokens"] == 535133 + 38623 and s["cost"] > 0
-    last = status.last_main_turn(REAL_TRANSCRIPT, status_parser(REAL_TRANSCRIPT))
+    last = statusline.last_main_turn(REAL_TRANSCRIPT, status_parser(REAL_TRANSCRIPT))
     assert last is not None
     assert usage["context"]["used"] == last.context
     assert usage["context"]["window"] == 200000
@@ -136,7 +138,7 @@ def test_status_with_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def _iso(t: float) -> str:
-    from tokwatch.models import iso
+    from tokwatch.core.models import iso
 
     return iso(t)
 
@@ -240,9 +242,11 @@ def gateway(root: Path) -> Path:
 
 def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> None:
     now = ts("2026-11-21T15:46:00Z")
-    d = status.statusline_data(hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c")
+    d = statusline.statusline_data(
+        hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
+    )
     assert (
-        status.render_line(d)
+        statusline.render_line(d)
         == "Sonnet 4.5 │ ctx 32% │ session $0.50 │ today $1.03 │ block $0.50 (3h14m left)"
     )
     # the same numbers as the reports over Claude's logs
@@ -253,16 +257,16 @@ def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> Non
     active = build(store, "blocks", claude, now=now).active
     assert active is not None and d.usage.block is not None and d.usage.block.tokens == active.tokens
     # warm: same answer from the status line's own cache
-    again = status.statusline_data(
+    again = statusline.statusline_data(
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )
-    assert status.render_line(again) == status.render_line(d)
+    assert statusline.render_line(again) == statusline.render_line(d)
     assert (tmp_path / "c" / "cache.jsonl").exists() and (tmp_path / "c" / "blocks.json").exists()
 
 
 def test_statusline_cache_keeps_only_the_files_it_read(claude_home: Path, tmp_path: Path) -> None:
     """The status line's cache stays as small as its window: a log outside it is forgotten."""
-    from tokwatch.cache import Cache
+    from tokwatch.core.cache import Cache
 
     now = ts("2026-11-21T15:46:00Z")
     old = claude_home / "projects" / "-home-dev-old" / "old-session.jsonl"
@@ -270,17 +274,19 @@ def test_statusline_cache_keeps_only_the_files_it_read(claude_home: Path, tmp_pa
     old.write_bytes(claude_line("msg_old", "2025-01-01T00:00:00Z", session="old-session") + b"\n")
     os.utime(old, (ts("2025-01-01T00:00:00Z"), ts("2025-01-01T00:00:00Z")))
     cache = Cache(tmp_path / "c")
-    Engine(Store(), [claude_home], cache=cache).backfill()  # a cache that knows every log
+    Engine(Store(make_pricer()), [claude_home], cache=cache).backfill()  # a cache that knows every log
     assert str(old) in cache.load()
-    first = status.render_line(
-        status.statusline_data(hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c")
+    first = statusline.render_line(
+        statusline.statusline_data(
+            hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
+        )
     )
     kept = cache.load()
     assert kept and str(old) not in kept
-    again = status.statusline_data(
+    again = statusline.statusline_data(
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )
-    assert status.render_line(again) == first
+    assert statusline.render_line(again) == first
 
 
 def test_statusline_with_budgets_and_a_window_from_claude_code(claude_home: Path) -> None:
@@ -288,8 +294,8 @@ def test_statusline_with_budgets_and_a_window_from_claude_code(claude_home: Path
         budgets=BudgetsConfig(daily=Budget(usd=2), block=Budget(tokens=1_000_000), session=Budget(usd=1))
     )
     h = hook(gateway(claude_home), context_window={"context_window_size": 1_000_000, "total_input_tokens": 9})
-    d = status.statusline_data(h, cfg, [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None)
-    assert status.render_line(d) == (
+    d = statusline.statusline_data(h, cfg, [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None)
+    assert statusline.render_line(d) == (
         "Sonnet 4.5 │ ctx 6% │ session $0.50 (50%) │ today $1.03 (51%) │ block $0.50 (40%, 3h14m left)"
     )
 
@@ -297,19 +303,19 @@ def test_statusline_with_budgets_and_a_window_from_claude_code(claude_home: Path
 def test_statusline_for_a_session_with_no_turns_yet(claude_home: Path) -> None:
     fresh = claude_home / "projects" / "-home-USER-projects-newapp" / f"{NEW_ID}.jsonl"
     h = hook(fresh, model={"id": "claude-opus-4-6", "display_name": "Opus 4.6"})
-    d = status.statusline_data(h, Config(), [claude_home], ts("2026-11-21T14:41:00Z"), UTC, None)
-    assert status.render_line(d) == "Opus 4.6 │ session $0.00 │ today $1.03 │ block $0.50 (4h19m left)"
+    d = statusline.statusline_data(h, Config(), [claude_home], ts("2026-11-21T14:41:00Z"), UTC, None)
+    assert statusline.render_line(d) == "Opus 4.6 │ session $0.00 │ today $1.03 │ block $0.50 (4h19m left)"
 
 
 def test_statusline_without_hook_input_or_logs(tmp_path: Path) -> None:
-    d = status.statusline_data({}, Config(), [tmp_path / "nothing"], time.time(), None, None)
-    assert status.render_line(d) == "Claude │ today $0.00 │ no block"
+    d = statusline.statusline_data({}, Config(), [tmp_path / "nothing"], time.time(), None, None)
+    assert statusline.render_line(d) == "Claude │ today $0.00 │ no block"
 
 
 def test_statusline_cleans_text_for_one_line(claude_home: Path) -> None:
     h = hook(gateway(claude_home), model={"display_name": "Evil\n\x1b[2Jmodel"})
-    d = status.statusline_data(h, Config(), [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None)
-    line = status.render_line(d)
+    d = statusline.statusline_data(h, Config(), [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None)
+    line = statusline.render_line(d)
     assert "\n" not in line and "\x1b" not in line and line.startswith("Evil  [2Jmodel │")
 
 
@@ -367,7 +373,7 @@ def test_last_main_turn_reads_back_from_the_end(tmp_path: Path) -> None:
             b'{"type":"assistant","message":{"id":"torn","usa',  # still being written
         ],
     )
-    last = status.last_main_turn(path, status_parser(path))
+    last = statusline.last_main_turn(path, status_parser(path))
     assert last is not None and last.turn_id == "main1:req_main1" and last.context == 107
 
 
@@ -387,15 +393,15 @@ def test_block_chain_resumes_from_the_saved_start(tmp_path: Path) -> None:
     store = load(root)
     cache = tmp_path / "c"
     for now in (ts("2026-03-10T22:00:00Z"), ts("2026-03-10T22:30:00Z")):
-        d = status.statusline_data({}, Config(), [root], now, UTC, cache)
+        d = statusline.statusline_data({}, Config(), [root], now, UTC, cache)
         want = build(store, "blocks", Filters(tz=UTC), now=now).active
         assert d.usage is not None and d.usage.block is not None and want is not None
         assert (d.usage.block.start, d.usage.block.tokens) == (want.start, want.tokens)
     saved = orjson.loads((cache / "blocks.json").read_bytes())
     assert saved["start"] == want.start
     # a state written for other folders is not used
-    assert status.ChainState(cache, [root]).load(ts("2026-03-10T23:00:00Z")) == want.start
-    assert status.ChainState(cache, [tmp_path / "elsewhere"]).load(ts("2026-03-10T23:00:00Z")) is None
+    assert statusline.ChainState(cache, [root]).load(ts("2026-03-10T23:00:00Z")) == want.start
+    assert statusline.ChainState(cache, [tmp_path / "elsewhere"]).load(ts("2026-03-10T23:00:00Z")) is None
 
 
 def test_engine_used_by_the_statusline_sees_only_what_it_needs(claude_home: Path, tmp_path: Path) -> None:
@@ -414,7 +420,7 @@ def test_engine_used_by_the_statusline_sees_only_what_it_needs(claude_home: Path
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Engine, "__init__", spy)
-        status.statusline_data(
+        statusline.statusline_data(
             hook(gateway(claude_home)), Config(), [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None
         )
     assert seen and all(paths == [gateway(claude_home)] for paths in seen)
@@ -422,7 +428,7 @@ def test_engine_used_by_the_statusline_sees_only_what_it_needs(claude_home: Path
 
 def test_current_usage_resumes_from_a_known_block_start_and_feeds_the_alarm() -> None:
     """What a live view does after each batch: pass back `last_start`, check budgets once."""
-    from tokwatch.budgets import period_keys
+    from tokwatch.reports.budgets import period_keys
 
     store = load(SAMPLES)
     now = ts("2026-11-21T15:00:00Z")

@@ -18,8 +18,9 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
 
-from tokwatch import export
-from tokwatch.models import Session, Tokens, Turn
+from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.output import export
 from tokwatch.ui import format as fmt
 from tokwatch.ui.app import TokwatchApp
 from tokwatch.ui.detail import ContextGauge, Detail, ModelTable, Totals
@@ -389,9 +390,8 @@ def test_burn_rate_uses_the_latest_run_of_turns() -> None:
 
 
 async def test_usable_while_history_loads(ui_root: Path) -> None:
-    from tokwatch.engine import Engine, Progress
-    from tokwatch.pricing import Pricer
-    from tokwatch.store import Changes, Store
+    from tokwatch.core.store import Changes, Store
+    from tokwatch.ingest.engine import Engine, Progress
 
     release = threading.Event()
 
@@ -402,7 +402,7 @@ async def test_usable_while_history_loads(ui_root: Path) -> None:
             release.wait(10)
             return super().backfill(progress)
 
-    app = TokwatchApp(SlowEngine(Store(Pricer()), [ui_root]), clock=lambda: FIXED_NOW)
+    app = TokwatchApp(SlowEngine(Store(make_pricer()), [ui_root]), clock=lambda: FIXED_NOW)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: "0/7 files" in str(app.query_one("#loading-label").render()))
         assert app.query_one("#loading").display and not app.loaded

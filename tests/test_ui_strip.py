@@ -19,13 +19,13 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Static
 
-from tokwatch import blocks as blk
-from tokwatch.budgets import Budget, BudgetsConfig, BudgetState, Usage
 from tokwatch.config import Config
-from tokwatch.engine import Engine
-from tokwatch.models import Session, Tokens, Turn, iso
-from tokwatch.pricing import Pricer
-from tokwatch.store import Store
+from tokwatch.core import blocks as blk
+from tokwatch.core.models import Session, Tokens, Turn, iso
+from tokwatch.core.store import Store
+from tokwatch.ingest.engine import Engine
+from tokwatch.ingest.setup import make_pricer
+from tokwatch.reports.budgets import Budget, BudgetsConfig, BudgetState, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui import strip
 from tokwatch.ui.app import TokwatchApp
@@ -55,7 +55,7 @@ def claude_file(root: Path, session: str = SESSION, folder: str = "-home-dev-bud
 
 def build_app(root: Path, tmp_path: Path, config: Config | None = None, **kw: Any) -> TokwatchApp:
     config = config or Config()
-    engine = Engine(Store(Pricer(config)), [root], debounce_ms=20, step_ms=10)
+    engine = Engine(Store(make_pricer(config)), [root], debounce_ms=20, step_ms=10)
     kw.setdefault("clock", lambda: FIXED_NOW)
     kw.setdefault("tz", UTC)
     return TokwatchApp(engine, config=config, export_dir=tmp_path / "exports", **kw)
@@ -320,7 +320,7 @@ def test_archived_entry_mark() -> None:
 
 
 async def test_archived_session_in_the_list(ui_root: Path, tmp_path: Path) -> None:
-    store = Store(Pricer())
+    store = Store(make_pricer())
     gone = Turn(
         agent="claude",
         session_id="a4c41ed0-0000-4000-8000-000000000001",

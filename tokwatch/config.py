@@ -9,9 +9,35 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tokwatch.budgets import BudgetsConfig
+
+class Budget(BaseModel):
+    """One limit, in tokens (all kinds, cache included) or in US dollars: exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+    tokens: int | None = Field(default=None, gt=0)
+    usd: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Budget:
+        if (self.tokens is None) == (self.usd is None):
+            raise ValueError("a budget is either `tokens = N` or `usd = X`")
+        return self
+
+
+class BudgetsConfig(BaseModel):
+    """`[budgets]` in config.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+    daily: Budget | None = None
+    block: Budget | None = None
+    session: Budget | None = None
+    #: Agents the daily and block budgets count (empty: all); `["claude"]` matches Claude plans.
+    agents: list[str] = Field(default_factory=list)
+
+    def items(self) -> list[tuple[str, Budget]]:
+        return [(n, b) for n in ("daily", "block", "session") if (b := getattr(self, n)) is not None]
 
 
 class PriceTier(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, count, env_paths, load_object, parse_ts
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 _THREAD_ID = re.compile(rb'"id"\s*:\s*"T-[0-9a-fA-F]{8}-')
 _THREAD_FILE = re.compile(r"^T-[0-9A-Za-z-]+\.json$")

@@ -15,8 +15,8 @@ from typing import ClassVar, Literal
 
 import orjson
 
-from tokwatch.models import Turn
-from tokwatch.tailer import Cursor
+from tokwatch.core.models import Turn
+from tokwatch.core.tailer import Cursor
 
 
 class BadLine(ValueError):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 WINDOW = 200_000
 WINDOW_1M = 1_000_000

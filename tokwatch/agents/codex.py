@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tokwatch.agents.base import Agent, LogParser, as_dict, count, load_object, parse_ts
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _USAGE_KEYS = (

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 WINDOW = 1_048_576
 

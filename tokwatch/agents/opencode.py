@@ -37,8 +37,8 @@ from pathlib import Path
 import orjson
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
-from tokwatch.models import Turn
-from tokwatch.tailer import Cursor
+from tokwatch.core.models import Turn
+from tokwatch.core.tailer import Cursor
 
 _CHANNEL_DB = re.compile(r"^opencode-[A-Za-z0-9._-]+\.db$")
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 
 def split_usage(u: Mapping[str, object]) -> tuple[int, int, int, int]:

@@ -40,12 +40,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tokwatch import budgets, export
-from tokwatch.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.config import Config
-from tokwatch.engine import Engine, Progress
-from tokwatch.models import Session, Turn
-from tokwatch.store import SessionKey
+from tokwatch.core.models import Session, Turn
+from tokwatch.core.store import SessionKey
+from tokwatch.ingest.engine import Engine, Progress
+from tokwatch.output import export
+from tokwatch.reports import budgets
+from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen

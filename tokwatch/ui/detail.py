@@ -20,8 +20,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label, Sparkline, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from tokwatch.models import Session, Tokens, Turn
-from tokwatch.store import SessionKey, Store
+from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.store import SessionKey, Store
 from tokwatch.ui import format as fmt
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.

@@ -13,7 +13,7 @@ import humanize
 from rich.cells import cell_len
 from rich.text import Text
 
-from tokwatch.models import Session, Tokens
+from tokwatch.core.models import Session, Tokens
 
 #: Shown where a number is unknown (an en dash).
 DASH = "\u2013"

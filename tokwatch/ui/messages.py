@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tokwatch.budgets import Usage
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
+from tokwatch.reports.budgets import Usage
 
 
 class LoadProgress(Message):

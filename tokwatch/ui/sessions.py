@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist, RowKey
 
-from tokwatch.models import Session
-from tokwatch.store import SessionKey, Store
+from tokwatch.core.models import Session
+from tokwatch.core.store import SessionKey, Store
 from tokwatch.ui import format as fmt
 
 COLUMN = "entry"

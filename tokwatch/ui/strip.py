@@ -17,9 +17,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from tokwatch import blocks as blk
-from tokwatch.budgets import BudgetState, Usage
-from tokwatch.models import Tokens
+from tokwatch.core import blocks as blk
+from tokwatch.core.models import Tokens
+from tokwatch.reports.budgets import BudgetState, Usage
 from tokwatch.ui import format as fmt
 
 #: Cells of the daily budget bar (only drawn when there is room).

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING
 
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import Agent, LogParser
-from tokwatch.cache import Cache, Entry, Loaded
-from tokwatch.discover import default_roots, detect, is_candidate, walk, walk_stat
-from tokwatch.models import Session, Turn
-from tokwatch.store import Changes, SessionKey, Store
-from tokwatch.tailer import Change, Cursor, open_cursor
+from tokwatch.core.cache import Cache, Entry, Loaded
+from tokwatch.core.models import Session, Turn
+from tokwatch.core.store import Changes, SessionKey, Store
+from tokwatch.core.tailer import Change, Cursor, open_cursor
+from tokwatch.ingest.discover import default_roots, detect, is_candidate, walk, walk_stat
 
 if TYPE_CHECKING:
     import concurrent.futures
+
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tokwatch.models import Tokens, Turn
+from tokwatch.core.models import Tokens, Turn
 
 BLOCK_SECONDS = 5 * 3600
 HOUR = 3600

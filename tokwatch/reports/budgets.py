@@ -15,46 +15,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from tokwatch import blocks as blk
-from tokwatch.models import Tokens, Turn
+from tokwatch.config import Budget, BudgetsConfig
+from tokwatch.core import blocks as blk
+from tokwatch.core.models import Tokens, Turn
 
 if TYPE_CHECKING:
-    from tokwatch.store import Store
+    from tokwatch.core.store import Store
 
 THRESHOLDS = (80, 100)
 DAY = 86400.0
 #: How far before today's midnight to look first for the block chain, then further.
 LOOKBACKS = (DAY, 7 * DAY, math.inf)
-
-
-class Budget(BaseModel):
-    """One limit, in tokens (all kinds, cache included) or in US dollars: exactly one of the two."""
-
-    model_config = ConfigDict(extra="forbid")
-    tokens: int | None = Field(default=None, gt=0)
-    usd: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _one(self) -> Budget:
-        if (self.tokens is None) == (self.usd is None):
-            raise ValueError("a budget is either `tokens = N` or `usd = X`")
-        return self
-
-
-class BudgetsConfig(BaseModel):
-    """`[budgets]` in config.toml."""
-
-    model_config = ConfigDict(extra="forbid")
-    daily: Budget | None = None
-    block: Budget | None = None
-    session: Budget | None = None
-    #: Agents the daily and block budgets count (empty: all); `["claude"]` matches Claude plans.
-    agents: list[str] = Field(default_factory=list)
-
-    def items(self) -> list[tuple[str, Budget]]:
-        return [(n, b) for n in ("daily", "block", "session") if (b := getattr(self, n)) is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +216,6 @@ class BudgetAlarm:
 
 def period_keys(u: Usage, session_id: str = "") -> dict[str, str]:
     """The period each budget is counted over, as `BudgetAlarm` keys."""
-    from tokwatch.models import iso
+    from tokwatch.core.models import iso
 
     return {"daily": u.day, "block": iso(u.block.start) if u.block else "", "session": session_id}

@@ -1,7 +1,7 @@
 """The normalized vocabulary shared by every layer.
 
 `Turn` is the hot-loop record (a slotted dataclass: cheap to build by the hundred thousand).
-Pydantic models sit at the boundaries only, in `tokwatch.schema` (what `watch --jsonl` prints and
+Pydantic models sit at the boundaries only, in `tokwatch.output.schema` (what `watch --jsonl` prints and
 what `export` writes): this module stays free of pydantic so a backfill worker starts fast.
 """
 

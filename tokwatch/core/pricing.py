@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from tokwatch.models import Turn
+from tokwatch.core.models import Turn
 
 if TYPE_CHECKING:
     from tokwatch.config import Config, PriceOverride
@@ -144,11 +144,24 @@ def card_from_genai_prices(model: str, provider: str | None) -> RateCard | None:
     return RateCard(model=first.model.id, base=base, tiers=tiers)
 
 
+class AgentRules(Protocol):
+    """What pricing needs to know of an agent (`tokwatch.agents.base.Agent` is one)."""
+
+    @property
+    def provider(self) -> str | None: ...
+
+    def context_window(self, model: str, max_prompt: int) -> int: ...
+
+
 class Pricer:
-    """Resolves a turn's model to a rate card (memoized) and a session's context window."""
+    """Resolves a turn's model to a rate card (memoized) and a session's context window.
+
+    `agents` names an agent's rules (its provider, for the price lookup, and its window rule); the
+    reading layer passes `tokwatch.agents.get_agent`. The core knows no agent itself.
+    """
 
     def __init__(
-        self, config: Config | None = None, agent_info: Callable[[str], tuple[str | None, int]] | None = None
+        self, config: Config | None = None, agents: Callable[[str], AgentRules | None] | None = None
     ) -> None:
         if config is None:
             from tokwatch.config import Config
@@ -159,7 +172,7 @@ class Pricer:
         self._overrides = {normalize_model(k): (k, v) for k, v in self.config.prices.items()}
         self._aliases = {normalize_model(k): v for k, v in self.config.aliases.items()}
         self._windows = {normalize_model(k): v for k, v in self.config.context_windows.items()}
-        self._agent_info = agent_info or _agent_info
+        self._agents = agents or (lambda _name: None)
 
     def key(self) -> str:
         """What prices depend on: the user's overrides and the installed genai-prices data. Cached
@@ -218,7 +231,8 @@ class Pricer:
             return card_from_override(original, override)
         if not name or name in ("unknown", "<synthetic>"):
             return None
-        provider, _ = self._agent_info(agent)
+        rules = self._agents(agent)
+        provider = rules.provider if rules is not None else None
         card = card_from_genai_prices(name, provider)
         if card is None:
             stripped = _DATE_SUFFIX.sub("", name)
@@ -244,10 +258,8 @@ class Pricer:
             return override
         if logged:
             return logged
-        from tokwatch.agents import get_agent
-
-        a = get_agent(agent)
-        return a.context_window(model, max_prompt) if a else 0
+        rules = self._agents(agent)
+        return rules.context_window(model, max_prompt) if rules is not None else 0
 
 
 def _rates(v: object) -> Rates:
@@ -274,10 +286,3 @@ def _genai_prices_stamp() -> list[object]:
         except OSError:
             out.append(None)
     return out
-
-
-def _agent_info(agent: str) -> tuple[str | None, int]:
-    from tokwatch.agents import get_agent
-
-    a = get_agent(agent)
-    return (a.provider, a.default_context_window) if a else (None, 0)

@@ -1,5 +1,5 @@
 """The records tokwatch hands to the outside world, validated by pydantic: what `export` writes
-and what `watch --jsonl` prints. Kept apart from `tokwatch.models` so the hot path (and every
+and what `watch --jsonl` prints. Kept apart from `tokwatch.core.models` so the hot path (and every
 backfill worker) never pays for importing pydantic.
 """
 

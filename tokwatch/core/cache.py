@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.models import TURN_FIELDS, Turn
+from tokwatch.core.models import TURN_FIELDS, Turn
 
 log = logging.getLogger(__name__)
 

@@ -11,24 +11,14 @@ from pathlib import Path
 import orjson
 
 from tokwatch import __version__
-from tokwatch.cache import Cache
+from tokwatch.cli.common import add_common, report_skips
 from tokwatch.config import Config, ConfigError, load_config
-from tokwatch.engine import Engine
-from tokwatch.models import Session, Turn, iso
-from tokwatch.pricing import Pricer
-from tokwatch.schema import SessionTotals, TurnEvent, TurnNumbers
-from tokwatch.store import Store
+from tokwatch.core.cache import Cache
+from tokwatch.core.models import Turn
+from tokwatch.ingest.setup import make_engine
+from tokwatch.output.events import turn_event
 
 COMMANDS = ("export", "watch", "demo", "dashboard", "cache", "report", "status", "statusline")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", type=Path, help="log files or folders (default: every agent's home)")
-    p.add_argument("--config", type=Path, help="config file (default: ~/.config/tokwatch/config.toml)")
-    p.add_argument(
-        "--force-polling", action="store_true", help="poll instead of OS events (network drives, WSL)"
-    )
-    p.add_argument("--no-cache", action="store_true", help="read every log from the start; skip the cache")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -39,17 +29,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     d = sub.add_parser("dashboard", help="the live dashboard (the default command)")
-    _common(d)
+    add_common(d)
     d.add_argument("--export-dir", type=Path, help="where `e` writes CSV snapshots (default: .)")
     d.add_argument("--demo", action="store_true", help="replay the bundled sample sessions")
 
     e = sub.add_parser("export", help="a snapshot of all sessions, one row per (session, model)")
-    _common(e)
+    add_common(e)
     e.add_argument("--format", choices=("csv", "json"), default="csv")
     e.add_argument("-o", "--output", type=Path, help="file to write (atomically); default stdout")
 
     w = sub.add_parser("watch", help="headless live mode: one JSON line per turn")
-    _common(w)
+    add_common(w)
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format for now)")
 
     c = sub.add_parser("cache", help="inspect or clean the cache of already-read logs")
@@ -61,13 +51,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     m.add_argument("--config", type=Path)
 
     if command in (None, "report"):
-        from tokwatch import report
+        from tokwatch.cli import report
 
-        report.add_parser(sub, _common)
+        report.add_parser(sub, add_common)
     if command in (None, "status", "statusline"):
-        from tokwatch import status
+        from tokwatch.cli import status
 
-        status.add_parsers(sub, _common)
+        status.add_parsers(sub, add_common)
     return p
 
 
@@ -77,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "dashboard")
     args = build_parser(args_list[0] if args_list[0] in COMMANDS else None).parse_args(args_list)
     if args.command == "statusline":  # before the config: a hook prints a line whatever happens
-        from tokwatch import status
+        from tokwatch.output import statusline
 
-        return status.cmd_statusline(args)
+        return statusline.cmd_statusline(args)
     try:
         config = load_config(args.config) if getattr(args, "config", None) else load_config()
     except ConfigError as e:
@@ -94,26 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "watch":
         return cmd_watch(args, config)
     if args.command == "report":
-        from tokwatch import report
+        from tokwatch.cli import report
 
         return report.cmd_report(args, config)
     if args.command == "status":
-        from tokwatch import status
+        from tokwatch.cli import status
 
         return status.cmd_status(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
-
-
-def make_engine(paths: Sequence[Path] | None, config: Config, use_cache: bool = True) -> Engine:
-    store = Store(Pricer(config))
-    return Engine(
-        store,
-        list(paths) if paths else None,
-        debounce_ms=config.debounce_ms,
-        step_ms=config.step_ms,
-        force_polling=config.force_polling,
-        cache=Cache() if use_cache else None,
-    )
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -133,16 +111,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_skips(engine: Engine) -> None:
-    if engine.skips.lines:
-        print(
-            f"tokwatch: skipped {engine.skips.lines} malformed lines in {engine.skips.files} files",
-            file=sys.stderr,
-        )
-
-
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from tokwatch import export
+    from tokwatch.output import export
 
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
@@ -158,43 +128,6 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return 0
-
-
-def turn_event(store: Store, t: Turn) -> TurnEvent:
-    s: Session = store.sessions[(t.agent, t.session_id)]
-    cost = store.cost_pico(t)
-    tot = s.totals
-    return TurnEvent(
-        agent=t.agent,
-        session_id=t.session_id,
-        project=s.project,
-        turn_id=f"{t.agent}:{t.session_id}:{t.turn_id}",
-        model=t.model,
-        timestamp=iso(t.timestamp),
-        tokens=TurnNumbers(
-            input=t.input,
-            cache_read=t.cache_read,
-            cache_write=t.cache_write,
-            cache_write_1h=t.cache_write_1h,
-            output=t.output,
-            reasoning=t.reasoning,
-            total=t.total,
-            context=t.context,
-        ),
-        cost_usd=None if cost is None else cost / 1e12,
-        session=SessionTotals(
-            turns=tot.turns,
-            input=tot.input,
-            cache_read=tot.cache_read,
-            cache_write=tot.cache_write,
-            output=tot.output,
-            reasoning=tot.reasoning,
-            total=tot.total,
-            cost_usd=tot.cost_usd,
-            context_tokens=s.context_used,
-            context_window=s.context_window,
-        ),
-    )
 
 
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
@@ -239,7 +172,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, config: Config, demo: bool) -> int:
-    from tokwatch.discover import default_roots, discover
+    from tokwatch.ingest.discover import default_roots, discover
 
     paths: list[Path] = list(getattr(args, "paths", []) or [])
     export_dir = getattr(args, "export_dir", None) or (

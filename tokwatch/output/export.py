@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.models import Session, iso
-from tokwatch.schema import ExportRow
-from tokwatch.store import Store
+from tokwatch.core.models import Session, iso
+from tokwatch.core.store import Store
+from tokwatch.output.schema import ExportRow
 
 COLUMNS = list(ExportRow.model_fields)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tokwatch.models import Session, Tokens, Turn
-from tokwatch.pricing import Pricer
+from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.pricing import Pricer
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What tokwatch hands to the outside world: export rows, watch events, report tables, the status line."""

@@ -1,0 +1,293 @@
+"""Claude Code's status-line hook: `tokwatch statusline`.
+
+It runs after every message in every open session, so it must answer in well under half a second
+however much history there is. It never reads all history: only Claude logs modified since a
+cut-off (today, the running 5-hour block and a margin to find where that block's chain starts)
+plus the session's own files, through a small cache of its own so a warm call reads only appended
+bytes. The context gauge comes from the end of the transcript. Whatever goes wrong, it prints one
+line and exits 0: a hook must not fail loudly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tokwatch.core.blocks import BLOCK_SECONDS
+from tokwatch.core.cache import Cache, Loaded, default_cache_dir
+from tokwatch.core.models import Tokens, Turn
+from tokwatch.core.text import cost_text, duration
+from tokwatch.reports.budgets import LOOKBACKS, BudgetState, Usage, midnight, usage_from_turns
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from tokwatch.config import Config
+
+TAIL_BYTES = 256 * 1024
+TAIL_MAX_BYTES = 8 * 1024 * 1024  # a line can hold megabytes of tool output: look back this far at most
+SEP = " │ "
+
+
+# ---------------------------------------------------------------- statusline
+class ScopedCache(Cache):
+    """A cache that forgets every file but `keep`: the status line's stays as small as its window."""
+
+    def __init__(self, directory: Path, keep: set[str]) -> None:
+        super().__init__(directory)
+        self.keep = keep
+
+    def read(self) -> Loaded:
+        loaded = super().read()
+        loaded.entries = {p: e for p, e in loaded.entries.items() if p in self.keep}
+        return loaded
+
+
+class ChainState:
+    """The latest 5-hour block start the status line computed, for the same log folders.
+
+    A block start stays a block start, so the next call resumes the chain there and reads only
+    logs modified since then (or since midnight) instead of looking back for a 5-hour gap, which
+    a machine running agents around the clock may never have.
+    """
+
+    MAX_AGE = 30 * 86400.0
+
+    def __init__(self, directory: Path, roots: list[Path]) -> None:
+        self.path = directory / "blocks.json"
+        self.roots = sorted(str(Path(r).expanduser().absolute()) for r in roots)
+
+    def load(self, now: float) -> float | None:
+        try:
+            d = orjson.loads(self.path.read_bytes())
+            start = d["start"] if isinstance(d, dict) and d.get("roots") == self.roots else None
+        except (OSError, ValueError, KeyError):
+            return None
+        if isinstance(start, int | float) and now - self.MAX_AGE < start <= now:
+            return float(start)
+        return None
+
+    def save(self, start: float) -> None:
+        """Atomic (rename); losing it only costs one slower call."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".blocks.{os.getpid()}.tmp")
+            tmp.write_bytes(orjson.dumps({"roots": self.roots, "start": start}))
+            os.replace(tmp, self.path)
+        except OSError:
+            return
+
+
+def read_hook_input(stream: Any) -> dict[str, Any]:
+    """Claude Code's JSON on stdin; {} when there is none (a terminal) or it is not an object."""
+    try:
+        if stream is None or stream.isatty():
+            return {}
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+        data = orjson.loads(raw)
+    except (OSError, ValueError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | None:
+    """The transcript's last main-chain billed turn, reading back from the end (256 KiB, then 4x)."""
+    try:
+        size = os.stat(path).st_size
+        span = TAIL_BYTES
+        with open(path, "rb") as f:
+            while True:
+                start = max(0, size - span)
+                f.seek(start)
+                lines = f.read(size - start).split(b"\n")
+                if start:
+                    lines = lines[1:]  # cut mid-line
+                for line in reversed(lines):
+                    if b'"assistant"' not in line:
+                        continue
+                    try:
+                        turns = parse(line)
+                    except (ValueError, TypeError, RecursionError):
+                        continue  # a line still being written, or malformed
+                    for t in turns:
+                        if not t.sidechain:
+                            return t
+                if not start or span >= TAIL_MAX_BYTES:
+                    return None
+                span *= 4
+    except OSError:
+        return None
+
+
+def _text(v: object, limit: int = 40) -> str:
+    """Text from stdin or logs on a one-line display: no control characters, bounded length."""
+    s = re.sub(r"[\x00-\x1f\x7f]", " ", str(v)).strip()
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _pct(st: BudgetState | None) -> str:
+    return f"{st.percent:.0f}%" if st else ""
+
+
+@dataclass(slots=True)
+class LineData:
+    model: str = ""
+    context_percent: float | None = None
+    session: Tokens | None = None
+    usage: Usage | None = None
+    budgets: dict[str, BudgetState] | None = None
+
+
+def render_line(d: LineData) -> str:
+    b = d.budgets or {}
+    parts = [d.model or "Claude"]
+    if d.context_percent is not None:
+        parts.append(f"ctx {d.context_percent:.0f}%")
+    if d.session is not None:
+        parts.append(
+            f"session {cost_text(d.session, '$?')}" + (f" ({_pct(b['session'])})" if "session" in b else "")
+        )
+    if d.usage is not None:
+        parts.append(
+            f"today {cost_text(d.usage.today, '$?')}" + (f" ({_pct(b['daily'])})" if "daily" in b else "")
+        )
+        blk = d.usage.block
+        if blk is None:
+            parts.append("no block")
+        else:
+            left = duration(blk.end - d.usage.now) + " left"
+            extra = f"{_pct(b['block'])}, {left}" if "block" in b else left
+            parts.append(f"block {cost_text(blk.tokens, '$?')} ({extra})")
+    return SEP.join(parts)
+
+
+def _claude_files(roots: list[Path]) -> dict[Path, float]:
+    from tokwatch.ingest.discover import walk
+
+    out: dict[Path, float] = {}
+    for root in roots:
+        for p in walk(root):
+            try:
+                out[p] = os.stat(p).st_mtime
+            except OSError:
+                continue
+    return out
+
+
+def statusline_data(
+    hook: Mapping[str, Any],
+    config: Config,
+    roots: list[Path],
+    now: float,
+    tz: tzinfo | None = None,
+    cache_dir: Path | None = None,
+) -> LineData:
+    from tokwatch.agents import get_agent
+    from tokwatch.core.store import Store
+    from tokwatch.ingest.engine import Engine
+    from tokwatch.ingest.setup import make_pricer
+
+    claude = get_agent("claude")
+    assert claude is not None
+    model_info = hook.get("model") if isinstance(hook.get("model"), dict) else {}
+    assert isinstance(model_info, dict)
+    tp = hook.get("transcript_path")
+    transcript = Path(tp).expanduser().absolute() if isinstance(tp, str) and tp else None
+    sid = hook.get("session_id")
+    session_id = sid if isinstance(sid, str) and sid else (transcript.stem if transcript else "")
+    session_files: set[Path] = set()
+    if transcript is not None and transcript.is_file():
+        session_files.add(transcript)
+        sub = transcript.with_suffix("") / "subagents"
+        if sub.is_dir():
+            session_files.update(p.absolute() for p in sub.glob("*.jsonl") if p.is_file())
+    files = _claude_files([Path(r).expanduser().absolute() for r in roots])
+    pricer = make_pricer(config)
+    day_start = midnight(now, tz)
+    recent = min(day_start, now - BLOCK_SECONDS)
+    state = ChainState(cache_dir, roots) if cache_dir is not None else None
+    known = state.load(now) if state else None
+    # A known block start lets the chain resume there; otherwise look back further and further.
+    passes = [(min(recent, known), known)] if known is not None else []
+    passes += [(recent - back, None) for back in LOOKBACKS]
+    store = Store(pricer)
+    usage: Usage | None = None
+    for since, chain_from in passes:
+        chosen = sorted({p for p, m in files.items() if m >= since} | session_files)
+        store = Store(pricer)
+        if chosen:
+            cache = ScopedCache(cache_dir, {str(p) for p in chosen}) if cache_dir is not None else None
+            Engine(store, chosen, cache=cache).backfill()
+        turns = [(t, store.cost_pico(t)) for key in store.sessions for t in store.turns_of(key)]
+        turns.sort(key=lambda e: e[0].timestamp)
+        usage = usage_from_turns(turns, since, now, tz, chain_from)
+        if usage is not None:
+            break
+    if state is not None and usage is not None and usage.last_start is not None:
+        state.save(usage.last_start)
+    d = LineData(usage=usage)
+    s = store.sessions.get(("claude", session_id)) if session_id else None
+    if transcript is not None or s is not None:
+        d.session = s.totals if s else Tokens()
+    last = last_main_turn(transcript, claude.parser(transcript).feed) if transcript else None
+    model_id = model_info.get("id") if isinstance(model_info.get("id"), str) else ""
+    name = model_info.get("display_name")
+    d.model = (
+        _text(name) if isinstance(name, str) and name else _text(model_id or (last.model if last else ""))
+    )
+    if last is not None:
+        cw = hook.get("context_window")
+        logged = cw.get("context_window_size") if isinstance(cw, dict) else None
+        logged = logged if type(logged) is int and logged > 0 else 0
+        max_prompt = max(last.context, s.max_context if s else 0)
+        window = pricer.context_window("claude", str(model_id or last.model), logged, max_prompt)
+        if window:
+            d.context_percent = 100 * last.context / window
+    cfg = config.budgets
+    if cfg.items() and usage is not None:
+        d.budgets = usage.states(cfg, d.session)
+    return d
+
+
+def _roots(paths: list[Path]) -> list[Path]:
+    if paths:
+        return paths
+    from tokwatch.agents import get_agent
+
+    claude = get_agent("claude")
+    env = os.environ
+    home = Path(env.get("HOME") or Path.home())
+    return claude.roots(env, home) if claude else []
+
+
+def cmd_statusline(args: argparse.Namespace) -> int:
+    """Always one line and exit 0: Claude Code shows whatever we print, errors included."""
+    from tokwatch.config import Config, ConfigError, load_config
+    from tokwatch.reports.report import parse_tz
+
+    hook = read_hook_input(sys.stdin)
+    try:
+        config = load_config(args.config) if args.config else load_config()
+    except ConfigError:
+        config = Config()
+    try:
+        tz = parse_tz(args.tz)
+        cache_dir = None if args.no_cache else default_cache_dir() / "statusline"
+        data = statusline_data(hook, config, _roots(list(args.paths)), time.time(), tz, cache_dir)
+        line = render_line(data)
+    except Exception:
+        model = hook.get("model")
+        name = model.get("display_name") if isinstance(model, dict) else None
+        line = _text(name) if isinstance(name, str) and name else "tokwatch"
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,1 @@
+"""Views over recorded usage: periods, sessions, 5-hour blocks, budgets, one session's status."""

@@ -39,7 +39,7 @@ from tokwatch.core.models import TURN_FIELDS, Turn
 log = logging.getLogger(__name__)
 
 #: Bump when the format or any normalizer's output changes: old caches are then rebuilt.
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 FILE_NAME = "cache.jsonl"
 _OLD_NAMES = ("cache.json",)  # earlier formats: removed on the next save
 

@@ -41,6 +41,10 @@ class Turn:
     context_tokens: int = 0
     #: The agent's own cost for this request (OpenCode stores it): preferred over our prices.
     cost_usd: float | None = None
+    #: Set when copies of this request can appear in OTHER sessions (a fork or branch copies its
+    #: parent's entries into a new file): the request is then counted once per agent, in the first
+    #: session recorded with it. Empty: the (session, turn_id) key alone identifies it.
+    dedup_key: str = ""
 
     @property
     def context(self) -> int:
@@ -72,6 +76,7 @@ class Turn:
             merge_max=True,
             context_tokens=max(self.context_tokens, new.context_tokens),
             cost_usd=new.cost_usd if new.cost_usd is not None else self.cost_usd,
+            dedup_key=new.dedup_key or self.dedup_key,
         )
 
     def to_row(self) -> list[object]:
@@ -94,6 +99,7 @@ class Turn:
             self.merge_max,
             self.context_tokens,
             self.cost_usd,
+            self.dedup_key,
         ]
 
     @classmethod
@@ -115,6 +121,11 @@ class Turn:
 
 
 TURN_FIELDS = tuple(Turn.__dataclass_fields__)
+
+#: The times every view can show in any time zone (1970-01-01 to 9999-12-29, UTC): a normalizer
+#: treats a time outside them as unknown (0.0), so no view ever meets a year it cannot represent.
+MIN_TS = 1.0
+MAX_TS = 253402128000.0
 
 
 def json_int(v: int) -> int | str:

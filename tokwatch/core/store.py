@@ -45,6 +45,8 @@ class Store:
         self._pricer = pricer  # made on first use: a backfill worker never prices anything
         self.sessions: dict[SessionKey, Session] = {}
         self._turns: dict[SessionKey, dict[str, tuple[Turn, int | None]]] = {}
+        #: (agent, dedup_key) -> the session and turn id that counted it (`Turn.dedup_key`)
+        self._claims: dict[tuple[str, str], tuple[SessionKey, str]] = {}
         #: Sessions restored from a snapshot whose turns are not loaded yet, and who loads them.
         self._lazy: set[SessionKey] = set()
         self._loader: Callable[[SessionKey], list[Turn]] | None = None
@@ -137,6 +139,10 @@ class Store:
         it out): its turns then look unchanged, yet they are news to whoever shows them.
         """
         key = (t.agent, t.session_id)
+        if t.dedup_key:
+            claim = self._claims.setdefault((t.agent, t.dedup_key), (key, t.turn_id))
+            if claim != (key, t.turn_id):
+                return None  # a copy of a request another session already counts (a fork)
         if key in self._lazy:
             self._load(key)
             if replayed is not None:

@@ -15,6 +15,18 @@ UI_FIXTURES = Path(__file__).parent / "fixtures" / "ui"
 FIXED_NOW = 1774519200.0
 
 
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own ledger, cache and config folders: none ever reads or writes the
+    user's (or another test's) record of usage. Subprocesses inherit the environment."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("TOKWATCH_DATA_DIR", str(state / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(state / "xdg-data"))
+    monkeypatch.setenv("TOKWATCH_CACHE_DIR", str(state / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(state / "xdg-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(state / "xdg-config"))
+
+
 @pytest.fixture
 def ui_root(tmp_path: Path) -> Path:
     """A writable copy of tests/fixtures/ui, so tests can append turns to watched files."""

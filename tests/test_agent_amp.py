@@ -129,12 +129,14 @@ def test_rewrite_replaces_by_message(tmp_path: Path) -> None:
     tmp = doc_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(doc_path)
-    store.apply(engine.refresh([doc_path]))
+    engine.refresh([doc_path])
+    s = store.sessions[("amp", THREAD)]
     assert (s.totals.turns, s.totals.output, s.totals.cache_read) == (3, 507, 14500 + 15400)
     assert s.context_used == 15802
     # a torn rewrite keeps what was counted
     doc_path.write_bytes(b'{"id": "T-019b9d03-62e3')
-    store.apply(engine.refresh([doc_path]))
+    engine.refresh([doc_path])
+    s = store.sessions[("amp", THREAD)]
     assert s.totals.turns == 3
 
 

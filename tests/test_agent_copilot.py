@@ -112,7 +112,8 @@ def test_live_turns_before_shutdown(tmp_path: Path) -> None:
     shutdown = [ln for ln in lines[cut + 1 :] if b'"session.shutdown"' in ln]
     with log.open("ab") as f:
         f.write(shutdown[0] + b"\n")
-    store.apply(engine.refresh([log]))
+    engine.refresh([log])
+    s = store.sessions[("copilot", MULTI_ID)]
     assert (s.totals.turns, s.totals.input, s.totals.cache_read, s.totals.output) == (3, 22, 30371, 334)
 
 

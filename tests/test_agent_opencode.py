@@ -18,7 +18,7 @@ from tokwatch.agents import opencode as oc
 from tokwatch.agents.opencode import OpenCodeDbParser, OpenCodeJsonParser, message_turn
 from tokwatch.cli import main
 from tokwatch.core.models import Turn
-from tokwatch.core.store import Store
+from tokwatch.core.store import Changes, Store
 from tokwatch.core.tailer import open_cursor
 from tokwatch.ingest.discover import detect
 from tokwatch.ingest.engine import Engine
@@ -228,15 +228,18 @@ def test_db_rewrites_replace_and_streaming_messages_are_followed(tmp_path: Path)
     assert wal.exists()
     # the streaming message finishes; its row is rewritten WITHOUT a newer time_updated
     put(con, "msg_a3", "ses_main", assistant(7, 40, read=14300, created=T0 + 30), T0 + 4)
-    store.apply(engine.refresh([wal]))
+    engine.refresh([wal])
+    s = store.sessions[("opencode", "ses_main")]
     assert (s.totals.turns, s.totals.output) == (3, 390)
     # an earlier message rewritten (newer time_updated): its numbers are replaced, not added
     put(con, "msg_a1", "ses_main", assistant(3, 150, write=14000), int(time.time() * 1000))
-    store.apply(engine.refresh([wal]))
+    engine.refresh([wal])
+    s = store.sessions[("opencode", "ses_main")]
     assert (s.totals.turns, s.totals.output, s.totals.cache_write) == (3, 440, 14300)
     # a new message
     put(con, "msg_a4", "ses_main", assistant(2, 9, read=14400, created=T0 + 40), int(time.time() * 1000))
-    store.apply(engine.refresh([wal]))
+    engine.refresh([wal])
+    s = store.sessions[("opencode", "ses_main")]
     assert (s.totals.turns, s.totals.output) == (4, 449)
     con.close()
 
@@ -279,18 +282,18 @@ def test_state_restore_reads_only_what_changed(tmp_path: Path) -> None:
     con.close()
 
 
-def test_warm_start_from_the_cache_sees_rows_still_in_the_wal(tmp_path: Path) -> None:
-    from tokwatch.core.cache import Cache
+def test_warm_start_from_the_ledger_sees_rows_still_in_the_wal(tmp_path: Path) -> None:
+    from tokwatch.core.ledger import Ledger
 
     data = tmp_path / "data"
     data.mkdir()
     con = populated(data / "opencode.db")
-    cache = Cache(tmp_path / "cache")
-    Engine(Store(make_pricer()), [data], cache=cache).backfill()
+    ledger_dir = tmp_path / "ledger"
+    Engine(Store(make_pricer(), Ledger.at(ledger_dir)), [data]).backfill()
     # written while tokwatch was not running; only the -wal file changed, not opencode.db
     put(con, "msg_new", "ses_main", assistant(1, 5, created=T0 + 99), int(time.time() * 1000))
-    store = Store(make_pricer())
-    Engine(store, [data], cache=cache).backfill()
+    store = Store(make_pricer(), Ledger.at(ledger_dir))
+    Engine(store, [data]).backfill()
     assert store.sessions[("opencode", "ses_main")].totals.turns == 3
     con.close()
 
@@ -376,9 +379,9 @@ def test_live_database_followed_by_the_engine(tmp_path: Path) -> None:
     assert s.totals.turns == 2
     seen: queue.Queue[Turn] = queue.Queue()
 
-    def on_turns(turns: list[Turn]) -> None:
-        for t in store.apply(turns).turns:
-            seen.put(t)
+    def on_turns(changes: Changes) -> None:
+        for c in changes.turns:
+            seen.put(c.turn)
 
     def wait_for(pred, timeout: float = 1.5) -> Turn:
         deadline = time.monotonic() + timeout
@@ -422,8 +425,8 @@ def test_live_database_followed_by_the_engine(tmp_path: Path) -> None:
             int(time.time() * 1000),
         )
         wait_for(lambda t: t.turn_id == "msg_live" and t.output == 90)
-        with store.lock:
-            assert (s.totals.turns, s.totals.output) == (3, 100 + 250 + 90)
+        s = store.sessions[("opencode", "ses_main")]
+        assert (s.totals.turns, s.totals.output) == (3, 100 + 250 + 90)
     finally:
         stop.set()
         th.join(timeout=5)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import BadLine
 from tokwatch.core.models import Turn
-from tokwatch.core.store import Store
+from tokwatch.core.store import Changes, Store
 from tokwatch.ingest.engine import Engine
 from tokwatch.ingest.setup import make_pricer
 from tokwatch.output import export
@@ -142,7 +142,7 @@ def test_gemini_document_malformed_is_one_skip_and_recovers(tmp_path: Path) -> N
     engine = read(tmp_path / "g")
     assert engine.skips.lines == 1 and not engine.store.sessions
     p.write_bytes(data)
-    engine.store.apply(engine.refresh([p]))
+    engine.refresh([p])
     assert engine.skips.lines == 0
     assert totals(engine.store) == reference("gemini_json", tmp_path)
 
@@ -246,8 +246,8 @@ def test_root_appears_later_and_root_removed(tmp_path: Path) -> None:
     got: list[Turn] = []
     stop = threading.Event()
 
-    def on_turns(turns: list[Turn]) -> None:
-        got.extend(turns)
+    def on_turns(changes: Changes) -> None:
+        got.extend(c.turn for c in changes.turns)
 
     th = threading.Thread(target=engine.follow, args=(stop, on_turns), daemon=True)
     th.start()
@@ -427,7 +427,7 @@ def test_cut_anywhere_then_append_rest_gives_same_totals(
         else:
             with open(p, "ab") as f:
                 f.write(data[p.stat().st_size : end])
-        engine.store.apply(engine.refresh([p.parent]))
-        engine.store.apply(engine.refresh([p]))
+        engine.refresh([p.parent])
+        engine.refresh([p])
     assert totals(engine.store) == ref
     assert engine.skips.lines == 0

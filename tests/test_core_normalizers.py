@@ -163,21 +163,20 @@ def test_claude_compaction_gauge_falls_totals_do_not() -> None:
     lines = real_lines(CLAUDE_MAIN)
     for raw in lines[:38]:
         store.apply(parser.feed(raw))
-    s = store.sessions[KEY]
-    assert s.context_used == 164831
+    assert store.sessions[KEY].context_used == 164831
     # the compaction call is a sidechain in its own file: does not move the gauge
     store.apply(feed_all(CLAUDE.parser(CLAUDE_COMPACT), real_lines(CLAUDE_COMPACT)))
-    assert s.context_used == 164831
-    total_before = s.totals.total
+    assert store.sessions[KEY].context_used == 164831
+    total_before = store.sessions[KEY].totals.total
     boundary, summary = lines[38], lines[39]
     assert json.loads(boundary)["subtype"] == "compact_boundary"
     assert json.loads(summary)["isCompactSummary"] is True
     assert parser.feed(boundary) == [] and parser.feed(summary) == []
     store.apply(parser.feed(lines[40]))
-    assert s.context_used == 36081
-    assert s.totals.total > total_before
+    assert store.sessions[KEY].context_used == 36081
+    assert store.sessions[KEY].totals.total > total_before
     store.apply(parser.feed(lines[41]))
-    assert s.context_used == 98732
+    assert store.sessions[KEY].context_used == 98732
 
 
 def test_claude_one_hour_cache_write_is_kept_apart() -> None:
@@ -589,11 +588,9 @@ def test_gemini_torn_document_keeps_previous_turns(tmp_path: Path) -> None:
     assert engine.store.sessions[key].totals.total == 119000
     data = GEMINI_RUN4.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # torn mid-rewrite
-    turns = engine.refresh([path])
-    engine.store.apply(turns)
-    assert turns == []
+    assert not engine.refresh([path])
     assert engine.skips.lines == 1
     assert engine.store.sessions[key].totals.total == 119000
     path.write_bytes(data)  # the rewrite completes
-    assert engine.store.apply(engine.refresh([path])).turns == []  # nothing new, nothing doubled
+    assert engine.refresh([path]).turns == []  # nothing new, nothing doubled
     assert engine.store.sessions[key].totals.total == 119000

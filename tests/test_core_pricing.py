@@ -296,13 +296,14 @@ def test_context_windows() -> None:
 def test_context_window_switches_to_1m_when_a_prompt_exceeds_200k() -> None:
     store = Store(make_pricer())
     store.apply([turn("a", input=1, cache_read=150_000, output=1, timestamp=1e9)])
-    s = store.sessions[("claude", "s1")]
-    assert s.context_window == 200_000
+    assert store.sessions[("claude", "s1")].context_window == 200_000
     store.apply([turn("b", input=1, cache_read=250_000, output=1, timestamp=1e9 + 1)])
-    assert s.context_window == 1_000_000
+    assert store.sessions[("claude", "s1")].context_window == 1_000_000
     store.apply([turn("c", input=1, cache_read=20_000, output=1, timestamp=1e9 + 2)])  # compacted
-    assert s.context_window == 1_000_000  # the session has shown it has a 1M window
-    assert s.context_used == 20_001
+    assert (
+        store.sessions[("claude", "s1")].context_window == 1_000_000
+    )  # the session has shown it has a 1M window
+    assert store.sessions[("claude", "s1")].context_used == 20_001
 
 
 def test_context_window_config_override(config_path: Path) -> None:

@@ -287,10 +287,12 @@ def test_export_to_file_is_the_same_snapshot(capsys: pytest.CaptureFixture[str],
     assert [p.name for p in out_dir.iterdir()] == ["snap.json"]  # no temporary file left behind
 
 
-def test_export_warm_cache_equals_cold_read(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_export_warm_ledger_equals_cold_read(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
     cold = _export_json(capsys, "--no-cache")
-    first = _export_json(capsys)  # fills the cache
-    assert (tmp_path / "tokwatch-cache").is_dir()
+    first = _export_json(capsys)  # fills the ledger
+    assert (Path(os.environ["TOKWATCH_DATA_DIR"]) / "ledger.db").is_file()
     warm = _export_json(capsys)  # resumes from it
     assert first == cold
     assert warm == cold

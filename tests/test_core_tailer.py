@@ -152,18 +152,22 @@ def test_cursor_line_longer_than_chunk(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------- Engine + Store
 
 
+def _totals(changes) -> list[int]:
+    return [c.turn.total for c in changes.turns]
+
+
 def test_engine_append_counts_only_new_turns(tmp_path: Path) -> None:
     path = _claude_file(tmp_path, [L8])
     engine = make_engine(tmp_path / "claude")
     engine.backfill()
-    s = engine.store.sessions[KEY]
-    assert s.totals.total == T8
-    assert engine.refresh([path]) == []  # nothing changed
+    assert engine.store.sessions[KEY].totals.total == T8
+    assert not engine.refresh([path])  # nothing changed
     append_bytes(path, L41 + b"\n")
-    turns = engine.refresh([path])
-    assert [t.total for t in turns] == [T41]
-    changes = engine.store.apply(turns)
-    assert changes.sessions == {KEY}
+    changes = engine.refresh([path])
+    assert _totals(changes) == [T41]
+    assert set(changes.sessions) == {KEY}
+    s = engine.store.sessions[KEY]
+    assert changes.sessions[KEY] is s
     assert s.totals.turns == 2
     assert s.totals.total == T8 + T41
 
@@ -174,14 +178,12 @@ def test_engine_partial_line_completed_later(tmp_path: Path) -> None:
     engine.backfill()
     half = len(L41) // 2
     append_bytes(path, L41[:half])
-    assert engine.refresh([path]) == []
+    assert not engine.refresh([path]).turns
     assert engine.skips.lines == 0  # a torn line is not a malformed one
     append_bytes(path, L41[half:])
-    assert engine.refresh([path]) == []  # still no newline
+    assert not engine.refresh([path]).turns  # still no newline
     append_bytes(path, b"\n")
-    turns = engine.refresh([path])
-    assert [t.total for t in turns] == [T41]
-    engine.store.apply(turns)
+    assert _totals(engine.refresh([path])) == [T41]
     assert engine.store.sessions[KEY].totals.total == T8 + T41
     assert engine.skips.lines == 0
 
@@ -190,18 +192,18 @@ def test_engine_truncation_rereads_without_double_counting(tmp_path: Path) -> No
     path = _claude_file(tmp_path, [L8, L41, L42])
     engine = make_engine(tmp_path / "claude")
     engine.backfill()
-    s = engine.store.sessions[KEY]
-    assert s.totals.total == T8 + T41 + T42
+    assert engine.store.sessions[KEY].totals.total == T8 + T41 + T42
+    read_before = engine.files[path].turns
     write_lines(path, [L8, L41])  # truncated: shorter than our offset
-    turns = engine.refresh([path])
-    assert len(turns) == 2  # re-read from 0
-    assert not engine.store.apply(turns)  # same turns: no change
+    assert not engine.refresh([path])  # re-read from 0, the same turns: no change
+    assert engine.files[path].turns == read_before + 2
+    assert engine.files[path].cursor.offset == path.stat().st_size
+    s = engine.store.sessions[KEY]
     assert s.totals.turns == 3  # L42 was billed: it stays
     assert s.totals.total == T8 + T41 + T42
     append_bytes(path, claude_line("msg_new", output=7, input_tokens=5) + b"\n")
-    turns = engine.refresh([path])
-    assert [t.total for t in turns] == [12]
-    engine.store.apply(turns)
+    assert _totals(engine.refresh([path])) == [12]
+    s = engine.store.sessions[KEY]
     assert s.totals.turns == 4
     assert s.totals.total == T8 + T41 + T42 + 12
 
@@ -210,14 +212,13 @@ def test_engine_atomic_replace_rereads_new_inode(tmp_path: Path) -> None:
     path = _claude_file(tmp_path, [L8, L41])
     engine = make_engine(tmp_path / "claude")
     engine.backfill()
-    s = engine.store.sessions[KEY]
     tmp = path.with_name(".tmp-replace")
     write_lines(tmp, [L8, L41, L42])
     os.replace(tmp, path)
-    turns = engine.refresh([path])
-    assert len(turns) == 3
-    changes = engine.store.apply(turns)
-    assert [t.total for t in changes.turns] == [T42]  # only the new one changed the store
+    changes = engine.refresh([path])
+    assert engine.files[path].cursor.ino == path.stat().st_ino
+    assert _totals(changes) == [T42]  # only the new one changed the store
+    s = engine.store.sessions[KEY]
     assert s.totals.turns == 3
     assert s.totals.total == T8 + T41 + T42
 
@@ -233,13 +234,12 @@ def test_engine_finds_new_file_in_new_nested_folder(tmp_path: Path) -> None:
         new_file, [claude_line("msg_other", session_id="22222222-3333-4444-5555-666666666666", output=3)]
     )
     # a watch event names the new top folder only
-    turns = engine.refresh([root / "projects" / "-home-u-other"])
-    assert [t.session_id for t in turns] == ["22222222-3333-4444-5555-666666666666"]
+    changes = engine.refresh([root / "projects" / "-home-u-other"])
+    assert [c.turn.session_id for c in changes.turns] == ["22222222-3333-4444-5555-666666666666"]
     assert new_file in engine.files
-    engine.store.apply(turns)
     assert len(engine.store.sessions) == 2
     # a second event for the same folder does not re-add or double the file
-    assert engine.refresh([root / "projects" / "-home-u-other"]) == []
+    assert not engine.refresh([root / "projects" / "-home-u-other"])
 
 
 def test_engine_refresh_ignores_paths_outside_its_roots(tmp_path: Path) -> None:
@@ -247,9 +247,10 @@ def test_engine_refresh_ignores_paths_outside_its_roots(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "watched")
     engine.backfill()
     outside = _claude_file(tmp_path / "elsewhere", [L8])
-    assert engine.refresh([outside]) == []
-    assert engine.refresh([outside.parent]) == []
+    assert not engine.refresh([outside])
+    assert not engine.refresh([outside.parent])
     assert outside not in engine.files
+    assert not engine.store.sessions
 
 
 def test_engine_deleted_file_is_dropped_totals_kept(tmp_path: Path) -> None:
@@ -259,9 +260,11 @@ def test_engine_deleted_file_is_dropped_totals_kept(tmp_path: Path) -> None:
     cursor = engine.files[path].cursor
     path.unlink()
     assert cursor.check() is Change.GONE
-    assert engine.refresh([path]) == []
+    changes = engine.refresh([path])
+    assert not changes.turns
     assert path not in engine.files
     s = engine.store.sessions[KEY]
+    assert changes.sessions[KEY] is s and s.archived  # shown as archived, still counted
     assert s.totals.turns == 2
     assert s.totals.total == T8 + T41
 
@@ -277,9 +280,7 @@ def test_engine_line_longer_than_chunk(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "claude")
     engine.backfill()
     append_bytes(path, big_line + b"\n" + L41 + b"\n")
-    turns = engine.refresh([path])
-    assert [t.total for t in turns] == [T42, T41]
-    engine.store.apply(turns)
+    assert _totals(engine.refresh([path])) == [T42, T41]
     assert engine.store.sessions[KEY].totals.total == T8 + T41 + T42
     assert engine.skips.lines == 0
 
@@ -292,8 +293,7 @@ def test_engine_gemini_document_rewritten_in_place(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "gemini")
     engine.backfill()
     key = ("gemini", "95ee2bc8-b4a1-47fb-8db8-b0cfe91bee88")
-    s = engine.store.sessions[key]
-    assert s.totals.turns == 10
+    assert engine.store.sessions[key].totals.turns == 10
     ino = path.stat().st_ino
     new_msg = {
         "id": "aaaaaaaa-0000-4000-8000-000000000001",
@@ -308,14 +308,15 @@ def test_engine_gemini_document_rewritten_in_place(tmp_path: Path) -> None:
     with open(path, "w") as f:  # rewritten whole, same inode
         json.dump(doc, f, indent=2)
     assert path.stat().st_ino == ino
-    changes = engine.store.apply(engine.refresh([path]))
-    assert [t.turn_id for t in changes.turns] == [new_msg["id"]]  # only the new turn changed the store
-    assert changes.sessions == {key}
+    changes = engine.refresh([path])
+    assert [c.turn.turn_id for c in changes.turns] == [new_msg["id"]]  # only the new turn changed the store
+    assert set(changes.sessions) == {key}
+    s = engine.store.sessions[key]
     assert s.totals.turns == 11
     assert s.totals.total == 119000 + 15100
     assert s.context_used == 15000
     # unchanged file: nothing read
-    assert engine.refresh([path]) == []
+    assert not engine.refresh([path])
 
 
 def test_cursor_passes_over_a_line_longer_than_max_line(tmp_path: Path, monkeypatch) -> None:
@@ -348,19 +349,22 @@ def test_engine_counts_an_oversized_line_as_skipped(tmp_path: Path, monkeypatch)
     assert engine.skips.by_file == {path: 1}
 
 
-def test_engine_warm_start_from_cache_reads_only_the_appended_part(tmp_path: Path) -> None:
-    from tokwatch.core.cache import Cache
+def test_engine_warm_start_from_the_ledger_reads_only_the_appended_part(tmp_path: Path) -> None:
+    from tokwatch.core.ledger import Ledger
     from tokwatch.core.store import Store
     from tokwatch.ingest.engine import Engine
 
     path = _claude_file(tmp_path, [L8, L41])
-    cache_dir = tmp_path / "cache"
-    cold = Engine(Store(make_pricer()), [tmp_path / "claude"], cache=Cache(cache_dir))
+    data = tmp_path / "data"
+    cold = Engine(Store(make_pricer(), Ledger.at(data)), [tmp_path / "claude"])
     cold.backfill()
     assert cold.store.sessions[KEY].totals.total == T8 + T41
+    offset = cold.files[path].cursor.offset
     append_bytes(path, L42 + b"\n")
-    warm = Engine(Store(make_pricer()), [tmp_path / "claude"], cache=Cache(cache_dir))
+    warm = Engine(Store(make_pricer(), Ledger.at(data)), [tmp_path / "claude"])
     warm.backfill()
+    assert warm.files[path].turns == cold.files[path].turns + 1  # only the appended line was read
+    assert warm.files[path].cursor.offset == offset + len(L42) + 1
     s = warm.store.sessions[KEY]
     assert s.totals.turns == 3
     assert s.totals.total == T8 + T41 + T42

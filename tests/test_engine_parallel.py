@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tokwatch.core.store import Store
-from tokwatch.ingest import engine as engine_mod
+from tokwatch.ingest import backfill as backfill_mod
 from tokwatch.ingest.engine import Engine
 from tokwatch.ingest.setup import make_pricer
 from tokwatch.output.export import rows
@@ -24,8 +24,8 @@ def test_parallel_backfill_equals_sequential(tmp_path: Path, monkeypatch: pytest
     bad.write_bytes(b"garbage\n{oops\n")
     seq = Engine(Store(make_pricer()), [root])
     seq.backfill(workers=1)
-    monkeypatch.setattr(engine_mod, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(engine_mod, "PARALLEL_CHUNK_BYTES", 1)  # one file per worker task
+    monkeypatch.setattr(backfill_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(backfill_mod, "PARALLEL_CHUNK_BYTES", 1)  # one file per worker task
     par = Engine(Store(make_pricer()), [root])
     par.backfill(workers=2)
     assert [r.model_dump() for r in rows(par.store)] == [r.model_dump() for r in rows(seq.store)]
@@ -44,6 +44,6 @@ def test_parallel_backfill_equals_sequential(tmp_path: Path, monkeypatch: pytest
     before = par.store.totals().turns
     with open(log, "ab") as fh:
         fh.write(b"not json\n")
-    assert par.refresh([log]) == []
+    assert not par.refresh([log])
     assert par.store.totals().turns == before
     assert par.skips.by_file[log] == 1

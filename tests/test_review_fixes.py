@@ -101,7 +101,10 @@ def test_watch_limit_falls_back_to_polling(tmp_path: Path, monkeypatch: pytest.M
     got: list[Turn] = []
     stop = threading.Event()
     th = threading.Thread(
-        target=engine.follow, args=(stop, got.extend), kwargs={"on_started": started.set}, daemon=True
+        target=engine.follow,
+        args=(stop, lambda changes: got.extend(c.turn for c in changes.turns)),
+        kwargs={"on_started": started.set},
+        daemon=True,
     )
     th.start()
     try:

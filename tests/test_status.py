@@ -21,7 +21,6 @@ from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.core.models import Tokens
 from tokwatch.core.store import Store
 from tokwatch.ingest.engine import Engine
-from tokwatch.ingest.setup import make_pricer
 from tokwatch.output import statusline
 from tokwatch.reports import report
 from tokwatch.reports.budgets import Budget, BudgetAlarm, BudgetsConfig, BudgetState, current_usage, evaluate
@@ -256,33 +255,30 @@ def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> Non
     assert d.usage is not None and d.usage.today == today.tokens
     active = build(store, "blocks", claude, now=now).active
     assert active is not None and d.usage.block is not None and d.usage.block.tokens == active.tokens
-    # warm: same answer from the status line's own cache
+    # warm: same answer from the ledger
     again = statusline.statusline_data(
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )
     assert statusline.render_line(again) == statusline.render_line(d)
-    assert (tmp_path / "c" / "cache.jsonl").exists() and (tmp_path / "c" / "blocks.json").exists()
+    assert (tmp_path / "c" / "ledger.db").exists() and (tmp_path / "c" / "blocks.json").exists()
 
 
-def test_statusline_cache_keeps_only_the_files_it_read(claude_home: Path, tmp_path: Path) -> None:
-    """The status line's cache stays as small as its window: a log outside it is forgotten."""
-    from tokwatch.core.cache import Cache
+def test_statusline_reads_only_the_logs_of_its_window(claude_home: Path, tmp_path: Path) -> None:
+    """The status line never reads all history: a log last written long ago is not even opened."""
+    from tokwatch.core.ledger import Ledger
 
     now = ts("2026-11-21T15:46:00Z")
     old = claude_home / "projects" / "-home-dev-old" / "old-session.jsonl"
     old.parent.mkdir(parents=True)
     old.write_bytes(claude_line("msg_old", "2025-01-01T00:00:00Z", session="old-session") + b"\n")
     os.utime(old, (ts("2025-01-01T00:00:00Z"), ts("2025-01-01T00:00:00Z")))
-    cache = Cache(tmp_path / "c")
-    Engine(Store(make_pricer()), [claude_home], cache=cache).backfill()  # a cache that knows every log
-    assert str(old) in cache.load()
     first = statusline.render_line(
         statusline.statusline_data(
             hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
         )
     )
-    kept = cache.load()
-    assert kept and str(old) not in kept
+    records, _ = Ledger.at(tmp_path / "c").file_records()
+    assert records and str(old) not in records
     again = statusline.statusline_data(
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )

@@ -25,7 +25,7 @@ from tokwatch.ui import format as fmt
 from tokwatch.ui.app import TokwatchApp
 from tokwatch.ui.detail import ContextGauge, Detail, ModelTable, Totals
 from tokwatch.ui.help import HelpScreen
-from tokwatch.ui.messages import TurnsArrived
+from tokwatch.ui.messages import ChangesArrived
 from tokwatch.ui.sessions import COLUMN, SessionList, row_key
 
 FIXED_NOW = 1774519200.0  # as in conftest.py: 2026-03-26T10:00:00Z
@@ -316,7 +316,7 @@ async def test_log_text_is_shown_literally(make_app: Callable[..., TokwatchApp])
             output=5,
             project="[red]x[/red]",
         )
-        app.post_message(TurnsArrived([turn]))
+        app.post_message(ChangesArrived(app.store.apply([turn])))  # as the engine thread does
         await until(pilot, lambda: ("gemini", turn.session_id) in order(app))
         assert "[red]x[/red]" in cell(app, ("gemini", turn.session_id))
         await pilot.press("k")  # it is the newest: on top, above the selection

@@ -76,6 +76,8 @@ class Config(BaseModel):
     context_windows: dict[str, int] = Field(default_factory=dict)
     #: Where `e` in the dashboard writes CSV snapshots (default: the current directory).
     export_dir: str | None = None
+    #: Where the ledger (ledger.db) lives; $TOKWATCH_DATA_DIR wins (default: $XDG_DATA_HOME/tokwatch).
+    data_dir: str | None = None
     #: watchfiles tuning: how long a batch may be held while files keep changing, and the poll step.
     debounce_ms: int = Field(default=50, ge=0)
     step_ms: int = Field(default=20, ge=1)

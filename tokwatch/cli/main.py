@@ -13,12 +13,11 @@ import orjson
 from tokwatch import __version__
 from tokwatch.cli.common import add_common, report_skips
 from tokwatch.config import Config, ConfigError, load_config
-from tokwatch.core.cache import Cache
-from tokwatch.core.models import Turn
+from tokwatch.core.store import Changes
 from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
-COMMANDS = ("export", "watch", "demo", "dashboard", "cache", "report", "status", "statusline")
+COMMANDS = ("export", "watch", "demo", "dashboard", "ledger", "report", "status", "statusline")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -42,9 +41,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_common(w)
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format for now)")
 
-    c = sub.add_parser("cache", help="inspect or clean the cache of already-read logs")
-    c.add_argument("--prune", action="store_true", help="forget logs that were deleted (archived sessions)")
-    c.add_argument("--clear", action="store_true", help="delete the whole cache")
+    if command in (None, "ledger"):
+        from tokwatch.cli import ledger
+
+        ledger.add_parser(sub, add_common)
 
     m = sub.add_parser("demo", help="the dashboard on sample sessions replayed live")
     m.add_argument("--export-dir", type=Path)
@@ -77,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if getattr(args, "force_polling", False):
         config.force_polling = True
-    if args.command == "cache":
-        return cmd_cache(args)
+    if args.command == "ledger":
+        from tokwatch.cli import ledger
+
+        return ledger.cmd_ledger(args, config)
     if args.command == "export":
         return cmd_export(args, config)
     if args.command == "watch":
@@ -92,23 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return status.cmd_status(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
-
-
-def cmd_cache(args: argparse.Namespace) -> int:
-    cache = Cache()
-    if args.clear:
-        cache.clear()
-        print(f"cleared {cache.path}")
-        return 0
-    if args.prune:
-        n = cache.prune()
-        print(f"pruned {n} deleted log(s) from {cache.path}")
-        return 0
-    entries = cache.load()
-    gone = sum(1 for p in entries if not Path(p).exists())
-    turns = sum(e.count for e in entries.values())
-    print(f"{cache.path}: {len(entries)} files ({gone} deleted, kept as archived), {turns} turns")
-    return 0
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
@@ -154,20 +139,17 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
             }
         )
 
-    def on_turns(turns: list[Turn]) -> None:
-        changes = store.apply(turns)
-        for t in changes.turns:
-            emit(turn_event(store, t).model_dump())
+    def on_changes(changes: Changes) -> None:
+        for c in changes.turns:
+            emit(turn_event(c).model_dump())
 
     stop = threading.Event()
     try:
-        engine.follow(stop, on_turns, on_started=ready)
+        engine.follow(stop, on_changes, on_started=ready)
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:
         return 0
-    finally:
-        engine.save_cache()
     return 0
 
 

@@ -162,6 +162,10 @@ class Tokens:
     def known_cost_usd(self) -> float:
         return self.cost_pico / 1e12
 
+    def copy(self) -> Tokens:
+        return Tokens(self.turns, self.input, self.cache_read, self.cache_write, self.output, self.reasoning,
+                      self.cost_pico, self.unpriced_turns)  # fmt: skip
+
     @classmethod
     def sum(cls, items: Iterable[Tokens]) -> Tokens:
         out = cls()
@@ -210,6 +214,7 @@ class Session:
     totals: Tokens = field(default_factory=Tokens)
     by_model: dict[str, Tokens] = field(default_factory=dict)
     last_turn: Turn | None = None
+    last_cost: int | None = None  # the last turn's cost (picodollars; None: unknown)
     context_used: int = 0
     context_ts: float = -1.0
     context_window: int = 0
@@ -236,6 +241,7 @@ class Session:
             self.totals.to_row(),
             {m: t.to_row() for m, t in self.by_model.items()},
             self.last_turn.to_row() if self.last_turn is not None else None,
+            json_int(self.last_cost) if self.last_cost is not None else None,
             self.context_used,
             self.context_ts,
             self.context_window,
@@ -250,8 +256,8 @@ class Session:
     @classmethod
     def from_row(cls, row: list[object]) -> Session:
         """Raises (TypeError, ValueError, ...) on anything malformed: the caller drops the snapshot."""
-        (agent, sid, project, first, last, totals, by_model, last_turn, used, used_ts, window, max_ctx,
-         ctx_model, recent, recent_ts, recent_cost, archived) = row  # fmt: skip
+        (agent, sid, project, first, last, totals, by_model, last_turn, last_cost, used, used_ts, window,
+         max_ctx, ctx_model, recent, recent_ts, recent_cost, archived) = row  # fmt: skip
         if not (isinstance(by_model, dict) and isinstance(recent, list) and isinstance(recent_ts, list)):
             raise TypeError("malformed session row")
         if not isinstance(recent_cost, list) or not isinstance(last_turn, list | None):
@@ -265,6 +271,7 @@ class Session:
             totals=Tokens.from_row(totals),  # type: ignore[arg-type]
             by_model={str(m): Tokens.from_row(t) for m, t in by_model.items()},
             last_turn=Turn(*last_turn) if last_turn is not None else None,
+            last_cost=None if last_cost is None else int(last_cost),  # type: ignore[call-overload]
             context_used=int(used),  # type: ignore[call-overload]
             context_ts=float(used_ts),  # type: ignore[arg-type]
             context_window=int(window),  # type: ignore[call-overload]

@@ -1,21 +1,39 @@
-"""In-memory sessions: every turn counted once, totals kept incrementally, changes reported per batch.
+"""The folded sessions in memory, written through to the ledger: every turn counted once.
 
-Turns are keyed by (agent, session, turn_id). Seeing a key again (a streaming duplicate, a
-re-read after truncation, a re-appended Gemini message, a sidechain replay) replaces the old
-numbers: the old turn is subtracted and the new one added, so totals stay exact without rescans.
+Turns are keyed by (agent, session, turn_id). Seeing a key again (a streaming duplicate, a re-read
+after truncation, a re-appended Gemini message, a sidechain replay) replaces the old numbers: the
+old turn is subtracted and the new one added, so totals stay exact without rescans. A turn with a
+`dedup_key` is counted once per agent across sessions (fork copies).
 
-A warm start may `restore` sessions from the cache's snapshot instead: their folded state is shown
-as is, and their keyed turns are replayed (by the engine's `loader`) only when a turn of theirs
-arrives or someone asks for them.
+`apply` is the one write path: it reads the previous copies of the batch's turns from the ledger,
+folds the changes into the affected sessions and commits turns, sessions and the files' cursors
+in ONE transaction. Only then does it swap the new session objects in: a reader (holding
+`lock`) never sees half a batch, and a failed transaction leaves memory as it was. Another process
+may have written to the same sessions meanwhile: their `version` in the ledger tells, and such a
+session is read back from the ledger before the batch is folded into it.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
+from tokwatch.core.ledger import (
+    INSERT_TURN,
+    TURN_COLUMNS,
+    UPSERT_TURN,
+    FileRecord,
+    Ledger,
+    SessionRow,
+    sessions_from,
+    turn_from_row,
+    turn_row,
+)
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.pricing import Pricer
 
@@ -23,39 +41,62 @@ log = logging.getLogger(__name__)
 
 RECENT = 60
 SessionKey = tuple[str, str]
+_CHUNK = 400  # bound parameters per `IN (...)` query
+
+
+@dataclass(frozen=True, slots=True)
+class TurnChange:
+    """A turn added, updated or new to this process, with its cost and its session's figures
+    right after it (what `watch --jsonl` prints for it)."""
+
+    turn: Turn
+    cost: int | None
+    totals: Tokens
+    project: str
+    context_used: int
+    context_window: int
 
 
 @dataclass(slots=True)
 class Changes:
-    """What one `apply` changed: the turns added or updated (in order) and their sessions."""
+    """What one `apply` changed: the turns added, updated or new to this process (in order, each
+    key once with its final numbers) and the sessions they changed, as they now stand. Session
+    objects handed out are never changed afterwards: a later batch folds into a copy."""
 
-    turns: list[Turn] = field(default_factory=list)
-    sessions: set[SessionKey] = field(default_factory=set)
+    turns: list[TurnChange] = field(default_factory=list)
+    sessions: dict[SessionKey, Session] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.sessions)
 
     def merge(self, other: Changes) -> None:
         self.turns.extend(other.turns)
-        self.sessions |= other.sessions
+        self.sessions.update(other.sessions)
+
+
+@dataclass(slots=True)
+class _Work:
+    """A session being folded inside a transaction: its ledger id and a private copy."""
+
+    id: int
+    session: Session
+    version: int
+    existed: bool  # the ledger had turns for it: previous copies must be looked up
 
 
 class Store:
-    def __init__(self, pricer: Pricer | None = None) -> None:
-        self._pricer = pricer  # made on first use: a backfill worker never prices anything
+    """Folded sessions in memory (the ones the views show), kept equal to the ledger's."""
+
+    def __init__(self, pricer: Pricer | None = None, ledger: Ledger | None = None) -> None:
+        self._pricer = pricer  # made on first use
+        self.ledger = ledger if ledger is not None else Ledger.memory()
         self.sessions: dict[SessionKey, Session] = {}
-        self._turns: dict[SessionKey, dict[str, tuple[Turn, int | None]]] = {}
-        #: (agent, dedup_key) -> the session and turn id that counted it (`Turn.dedup_key`)
-        self._claims: dict[tuple[str, str], tuple[SessionKey, str]] = {}
-        #: Sessions restored from a snapshot whose turns are not loaded yet, and who loads them.
-        self._lazy: set[SessionKey] = set()
-        self._loader: Callable[[SessionKey], list[Turn]] | None = None
-        #: Set while the loader's sources are still being assembled (a backfill that restored the
-        #: snapshot): views then see a restored session's numbers but not its turns yet; only
-        #: applying a turn replays a session, and the engine does that once every file is known.
-        self.hold_replays = False
-        #: Held while applying a batch; readers on another thread take it for a consistent view.
+        #: session -> (ledger id, version) the in-memory copy was folded at
+        self._ids: dict[SessionKey, tuple[int, int]] = {}
+        #: Held while sessions are swapped in; readers on another thread take it for a stable view.
         self.lock = threading.RLock()
+        #: rows of the ledger that could not be read back (skipped, reported)
+        self.bad_rows = 0
 
     @property
     def pricer(self) -> Pricer:
@@ -63,108 +104,238 @@ class Store:
             self._pricer = Pricer()
         return self._pricer
 
-    def apply(self, turns: Iterable[Turn]) -> Changes:
-        changes = Changes()
-        replayed: set[SessionKey] = set()
+    # ---------------------------------------------------------------- loading
+    def load(self, keys: Iterable[SessionKey] | None = None) -> None:
+        """Show sessions as the ledger holds them (all, or those named): no turn is replayed,
+        except for a session whose folded state is missing or damaged."""
+        rows = self.ledger.session_rows(None if keys is None else list(keys))
+        refold: list[SessionRow] = []
+        loaded: dict[SessionKey, Session] = {}
+        for r, s in sessions_from(rows):
+            if s is None:
+                refold.append(r)
+            else:
+                loaded[(r.agent, r.session_id)] = s
+                self._ids[(r.agent, r.session_id)] = (r.id, r.version)
         with self.lock:
-            for t in turns:
-                merged = self._upsert(t, replayed)
-                if merged is not None:
-                    changes.turns.append(merged)
-                    changes.sessions.add((t.agent, t.session_id))
+            self.sessions.update(loaded)
+        if refold:
+            self.refold([(r.agent, r.session_id) for r in refold])
+
+    def refold(self, keys: Iterable[SessionKey] | None = None) -> None:
+        """Fold sessions again from their turns in the ledger (after a salvage, a price change,
+        a prune or an import), and save the result."""
+        with self.ledger.transaction() as db:
+            rows = self.ledger.session_rows(None if keys is None else list(keys))
+            done: dict[SessionKey, Session] = {}
+            for r in rows:
+                s = self._fold(r.id, r.agent, r.session_id)
+                self._save(db, r.id, s)
+                done[(r.agent, r.session_id)] = s
+                self._ids[(r.agent, r.session_id)] = (r.id, r.version + 1)
+        with self.lock:
+            self.sessions.update(done)
+
+    def _fold(self, sid: int, agent: str, session_id: str) -> Session:
+        s = Session(agent=agent, session_id=session_id)
+        turns, bad = self.ledger.turns_of(sid, agent, session_id)
+        self.bad_rows += bad
+        for t, cost in turns:
+            self._account(s, t, cost, 1)
+            self._follow(s, t, cost, is_new=True)
+        return s
+
+    def reprice(self) -> int:
+        """Price every turn again at the current prices (the config or genai-prices changed) and
+        fold the sessions again; how many turns changed cost."""
+        pricer = self.pricer
+        changed = 0
+        with self.ledger.transaction() as db:
+            for sid, agent, session_id in db.execute("SELECT id, agent, session_id FROM sessions").fetchall():
+                rows = db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session=?", (sid,)).fetchall()
+                updates = []
+                for r in rows:
+                    try:
+                        t, cost = turn_from_row(agent, session_id, r)
+                    except (TypeError, ValueError):
+                        continue
+                    new = pricer.cost_pico(t)
+                    if new != cost:
+                        updates.append((new, sid, t.turn_id))
+                if updates:
+                    db.executemany("UPDATE turns SET cost=? WHERE session=? AND turn_id=?", updates)
+                    changed += len(updates)
+            self.refold()
+        return changed
+
+    def prune(self, before: float) -> tuple[int, int]:
+        """Forget turns older than `before` (unix seconds; undated turns stay): the only way rows
+        ever leave the ledger. Returns (turns removed, sessions left without turns and removed)."""
+        with self.ledger.transaction() as db:
+            affected = [
+                (int(i), str(a), str(sid))
+                for i, a, sid in db.execute(
+                    "SELECT DISTINCT s.id, s.agent, s.session_id FROM turns t JOIN sessions s ON s.id = t.session"
+                    " WHERE t.ts > 0 AND t.ts < ?",
+                    (before,),
+                )
+            ]
+            removed = db.execute("DELETE FROM turns WHERE ts > 0 AND ts < ?", (before,)).rowcount
+            db.execute(
+                "DELETE FROM claims WHERE NOT EXISTS (SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session"
+                " WHERE s.agent = claims.agent AND s.session_id = claims.session_key AND t.turn_id = claims.turn_id)"
+            )
+            emptied = 0
+            keep = []
+            for sid, agent, session_id in affected:
+                if db.execute("SELECT 1 FROM turns WHERE session=? LIMIT 1", (sid,)).fetchone() is None:
+                    db.execute("DELETE FROM sessions WHERE id=?", (sid,))
+                    emptied += 1
+                    with self.lock:
+                        self.sessions.pop((agent, session_id), None)
+                    self._ids.pop((agent, session_id), None)
+                else:
+                    keep.append((agent, session_id))
+            if keep:
+                self.refold(keep)
+        return removed, emptied
+
+    # ---------------------------------------------------------------- writing
+    def apply(
+        self, turns: Iterable[Turn], files: Sequence[FileRecord] = (), *, report: bool = True
+    ) -> Changes:
+        """Record a batch (and the cursors it was read up to) in one transaction; what changed.
+
+        `report=False` (a backfill: nobody prints its turns one by one) leaves `Changes.turns` empty."""
+        merged: dict[tuple[str, str, str], Turn] = {}  # (in first-seen order)
+        for t in turns:
+            k = (t.agent, t.session_id, t.turn_id)
+            old = merged.get(k)
+            merged[k] = old.merged(t) if old is not None else t
+        changes = Changes()
+        if not merged and not files:
+            return changes
+        by_session: dict[SessionKey, list[Turn]] = {}
+        for t in merged.values():
+            by_session.setdefault((t.agent, t.session_id), []).append(t)
+        writer = self.ledger.writer
+        done: dict[SessionKey, _Work] = {}
+        with self.ledger.transaction() as db:
+            for key, batch in by_session.items():
+                batch = self._unclaimed(db, key, batch)
+                if not batch:
+                    continue
+                w = self._work(db, key)
+                stored = self._stored(db, w, batch) if w.existed else {}
+                rows = []
+                touched = []
+                s = w.session
+                for t in batch:
+                    prev = stored.get(t.turn_id)
+                    if prev is not None:
+                        old, old_cost, old_writer = prev
+                        new = old.merged(t)
+                        if new.same_numbers(old) and new.sidechain == old.sidechain:
+                            if old_writer != writer:  # recorded by another process: news here
+                                if report:
+                                    changes.turns.append(_change(old, old_cost, s))
+                                touched.append((writer, w.id, t.turn_id))
+                            continue
+                        self._account(s, old, old_cost, -1)
+                    else:
+                        new = t
+                    cost = self.pricer.cost_pico(new)
+                    self._account(s, new, cost, 1)
+                    self._follow(s, new, cost, is_new=prev is None)
+                    rows.append(turn_row(new, cost, w.id, writer))
+                    if report:
+                        changes.turns.append(_change(new, cost, s))
+                if touched:
+                    db.executemany("UPDATE turns SET writer=? WHERE session=? AND turn_id=?", touched)
+                if rows:
+                    rows.sort(key=_turn_id)  # in key order: B-tree inserts stay local (2x faster)
+                    db.executemany(UPSERT_TURN if w.existed else INSERT_TURN, rows)
+                    self._save(db, w.id, s)
+                    w.version += 1
+                    done[key] = w
+                elif touched:
+                    done[key] = w
+            if files:
+                self.ledger.put_files(files)
+        with self.lock:
+            for key, w in done.items():
+                self.sessions[key] = w.session
+                self._ids[key] = (w.id, w.version)
+                changes.sessions[key] = w.session
+        if len(by_session) > 1:  # back to the batch's order (sessions were folded one by one)
+            order = {k: i for i, k in enumerate(merged)}
+            changes.turns.sort(key=lambda c: order[(c.turn.agent, c.turn.session_id, c.turn.turn_id)])
         return changes
 
-    def restore(self, sessions: Iterable[Session], loader: Callable[[SessionKey], list[Turn]]) -> None:
-        """Take sessions as folded earlier (the cache's snapshot); `loader(key)` gives a session's
-        turns, in the order they were first applied, when they are needed."""
-        with self.lock:
-            self._loader = loader
-            for s in sessions:
-                self.sessions[s.key] = s
-                self._turns.pop(s.key, None)
-                self._lazy.add(s.key)
+    def _unclaimed(self, db: object, key: SessionKey, batch: list[Turn]) -> list[Turn]:
+        """Drop the copies of requests another session already counts (`Turn.dedup_key`)."""
+        if not any(t.dedup_key for t in batch):
+            return batch
+        out = []
+        for t in batch:
+            if t.dedup_key:
+                row = db.execute(  # type: ignore[attr-defined]
+                    "SELECT session_key, turn_id FROM claims WHERE agent=? AND key=?", (t.agent, t.dedup_key)
+                ).fetchone()
+                if row is None:
+                    db.execute(  # type: ignore[attr-defined]
+                        "INSERT INTO claims(agent, key, session_key, turn_id) VALUES(?,?,?,?)",
+                        (t.agent, t.dedup_key, key[1], t.turn_id),
+                    )
+                elif (row[0], row[1]) != (key[1], t.turn_id):
+                    continue  # a fork's copy of a request its parent already counts
+            out.append(t)
+        return out
 
-    def snapshot(self) -> list[list[object]]:
-        """Every session's folded state as rows (`Session.to_row`), without loading any turns."""
-        with self.lock:
-            return [s.to_row() for s in self.sessions.values()]
-
-    def _load(self, key: SessionKey) -> None:
-        """Replay a restored session from its turns, so later updates subtract what was added.
-
-        The replay rebuilds the session in place (views may hold the object); it gives what a
-        warm start without the snapshot gives.
-        """
-        replay = Store(self.pricer)  # apart: callers may be iterating over `self.sessions`
-        try:
-            for t in self._loader(key) if self._loader else []:
-                replay._upsert(t)
-        except Exception:  # never leave it half-loaded: keep the numbers shown, count on from there
-            log.exception("could not replay session %s", key)
-            replay = Store(self.pricer)
-        self._lazy.discard(key)
-        new = replay.sessions.get(key)
-        if new is None:  # no file has its turns any more (a pruned cache): keep the numbers shown
-            self._turns[key] = {}
-            return
-        old = self.sessions[key]
-        for name in Session.__slots__:
-            if name != "archived":
-                setattr(old, name, getattr(new, name))
-        self._turns[key] = replay._turns[key]
-
-    def _keyed(self, key: SessionKey) -> dict[str, tuple[Turn, int | None]]:
-        if key in self._lazy and not self.hold_replays:
-            with self.lock:
-                if key in self._lazy:
-                    self._load(key)
-        return self._turns.get(key, {})
-
-    def turn(self, agent: str, session_id: str, turn_id: str) -> Turn | None:
-        entry = self._keyed((agent, session_id)).get(turn_id)
-        return entry[0] if entry else None
-
-    def turns_of(self, key: SessionKey) -> list[Turn]:
-        return [t for t, _ in self._keyed(key).values()]
-
-    def cost_pico(self, t: Turn) -> int | None:
-        entry = self._keyed((t.agent, t.session_id)).get(t.turn_id)
-        return entry[1] if entry else self.pricer.cost_pico(t)
-
-    def _upsert(self, t: Turn, replayed: set[SessionKey] | None = None) -> Turn | None:
-        """Add or update one turn; the turn as stored, or None when nothing changed.
-
-        `replayed` collects the restored sessions this batch had to replay. The replay reads the
-        files' turns, which already hold this batch (the engine records a read before handing
-        it out): its turns then look unchanged, yet they are news to whoever shows them.
-        """
-        key = (t.agent, t.session_id)
-        if t.dedup_key:
-            claim = self._claims.setdefault((t.agent, t.dedup_key), (key, t.turn_id))
-            if claim != (key, t.turn_id):
-                return None  # a copy of a request another session already counts (a fork)
-        if key in self._lazy:
-            self._load(key)
-            if replayed is not None:
-                replayed.add(key)
-        s = self.sessions.get(key)
+    def _work(self, db: object, key: SessionKey) -> _Work:
+        """The session to fold into: a copy of ours if the ledger still has the version we hold,
+        else what the ledger holds now (another process wrote to it), else a new one."""
+        row = db.execute(  # type: ignore[attr-defined]
+            "SELECT id, version, state FROM sessions WHERE agent=? AND session_id=?", key
+        ).fetchone()
+        if row is None:
+            cur = db.execute("INSERT INTO sessions(agent, session_id) VALUES(?, ?)", key)  # type: ignore[attr-defined]
+            return _Work(int(cur.lastrowid), Session(agent=key[0], session_id=key[1]), 0, False)
+        sid, version, state = int(row[0]), int(row[1]), row[2]
+        mine = self.sessions.get(key)
+        if mine is not None and self._ids.get(key) == (sid, version):
+            return _Work(sid, _copy(mine), version, True)
+        s = None
+        if state is not None:
+            s = next(sessions_from([SessionRow(sid, key[0], key[1], version, state)]))[1]
         if s is None:
-            s = self.sessions[key] = Session(agent=t.agent, session_id=t.session_id, project=t.project)
-            self._turns[key] = {}
-        turns = self._turns[key]
-        prev = turns.get(t.turn_id)
-        if prev is not None:
-            old, old_cost = prev
-            t = old.merged(t)
-            if t.same_numbers(old) and t.sidechain == old.sidechain:
-                return old if replayed and key in replayed else None
-            self._account(s, old, old_cost, -1)
-        cost = self.pricer.cost_pico(t)
-        turns[t.turn_id] = (t, cost)
-        self._account(s, t, cost, 1)
-        self._follow(s, t, cost, is_new=prev is None)
-        return t
+            s = self._fold(sid, key[0], key[1])
+        return _Work(sid, s, version, True)
 
+    def _stored(self, db: object, w: _Work, batch: list[Turn]) -> dict[str, tuple[Turn, int | None, int]]:
+        """The ledger's copies of the batch's turns: (turn, cost, writer) by turn id."""
+        agent, session_id = w.session.agent, w.session.session_id
+        out: dict[str, tuple[Turn, int | None, int]] = {}
+        ids = [t.turn_id for t in batch]
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i : i + _CHUNK]
+            q = f"SELECT {TURN_COLUMNS}, writer FROM turns WHERE session=? AND turn_id IN ({','.join('?' * len(part))})"
+            for r in db.execute(q, (w.id, *part)):  # type: ignore[attr-defined]
+                try:
+                    t, cost = turn_from_row(agent, session_id, r[:-1])
+                except (TypeError, ValueError):
+                    self.bad_rows += 1  # damaged: the new copy replaces it, nothing to subtract
+                    continue
+                out[t.turn_id] = (t, cost, int(r[-1]))
+        return out
+
+    def _save(self, db: object, sid: int, s: Session) -> None:
+        db.execute(  # type: ignore[attr-defined]
+            "UPDATE sessions SET version=version+1, state=?, project=?, last_seen=? WHERE id=?",
+            (orjson.dumps(s.to_row()), s.project, s.last_seen, sid),
+        )
+
+    # ---------------------------------------------------------------- folding
     def _account(self, s: Session, t: Turn, cost: int | None, sign: int) -> None:
         s.totals.add(t, cost, sign)
         m = s.by_model.get(t.model)
@@ -196,6 +367,7 @@ class Store:
                 if len(s.recent) > RECENT:
                     del s.recent[0], s.recent_ts[0], s.recent_cost[0]
             s.last_turn = t
+            s.last_cost = cost
         if not t.sidechain:
             if t.context > s.max_context:
                 s.max_context = t.context
@@ -209,5 +381,55 @@ class Store:
         elif not s.context_window:
             s.context_window = self.pricer.context_window(s.agent, t.model, t.context_window, 0)
 
+    def mark_archived(self, live: set[SessionKey]) -> dict[SessionKey, Session]:
+        """Sessions without a log among the followed files are archived: shown, still counted.
+        Returns the sessions whose mark changed (new objects: published ones never change)."""
+        out: dict[SessionKey, Session] = {}
+        with self.lock:
+            for key, s in self.sessions.items():
+                gone = key not in live
+                if s.archived != gone:
+                    c = copy.copy(s)
+                    c.archived = gone
+                    out[key] = c
+            self.sessions.update(out)
+        return out
+
+    # ---------------------------------------------------------------- reading
+    def turns_of(self, key: SessionKey) -> list[Turn]:
+        """A session's turns from the ledger, in time order (views that need single turns)."""
+        return [t for t, _ in self.turns_with_cost(key)]
+
+    def turns_with_cost(self, key: SessionKey) -> list[tuple[Turn, int | None]]:
+        ids = self._ids.get(key)
+        if ids is None:
+            rows = self.ledger.session_rows([key])
+            if not rows:
+                return []
+            ids = (rows[0].id, rows[0].version)
+        turns, bad = self.ledger.turns_of(ids[0], key[0], key[1])
+        self.bad_rows += bad
+        return turns
+
     def totals(self) -> Tokens:
-        return Tokens.sum(s.totals for s in self.sessions.values())
+        with self.lock:
+            return Tokens.sum(s.totals for s in self.sessions.values())
+
+
+def _turn_id(row: tuple[object, ...]) -> str:
+    return row[1]  # type: ignore[return-value]
+
+
+def _change(t: Turn, cost: int | None, s: Session) -> TurnChange:
+    return TurnChange(t, cost, s.totals.copy(), s.project, s.context_used, s.context_window)
+
+
+def _copy(s: Session) -> Session:
+    """A private copy to fold a batch into (the shown one stays untouched until the commit)."""
+    c = copy.copy(s)
+    c.totals = s.totals.copy()
+    c.by_model = {m: t.copy() for m, t in s.by_model.items()}
+    c.recent = list(s.recent)
+    c.recent_ts = list(s.recent_ts)
+    c.recent_cost = list(s.recent_cost)
+    return c

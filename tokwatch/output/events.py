@@ -1,20 +1,18 @@
-"""`watch --jsonl` events: a turn added or updated, with its session's totals."""
+"""`watch --jsonl` events: a turn added or updated, with its session's totals as of that turn."""
 
 from __future__ import annotations
 
-from tokwatch.core.models import Session, Turn, iso
-from tokwatch.core.store import Store
+from tokwatch.core.models import iso
+from tokwatch.core.store import TurnChange
 from tokwatch.output.schema import SessionTotals, TurnEvent, TurnNumbers
 
 
-def turn_event(store: Store, t: Turn) -> TurnEvent:
-    s: Session = store.sessions[(t.agent, t.session_id)]
-    cost = store.cost_pico(t)
-    tot = s.totals
+def turn_event(c: TurnChange) -> TurnEvent:
+    t, tot = c.turn, c.totals
     return TurnEvent(
         agent=t.agent,
         session_id=t.session_id,
-        project=s.project,
+        project=c.project,
         turn_id=f"{t.agent}:{t.session_id}:{t.turn_id}",
         model=t.model,
         timestamp=iso(t.timestamp),
@@ -28,7 +26,7 @@ def turn_event(store: Store, t: Turn) -> TurnEvent:
             total=t.total,
             context=t.context,
         ),
-        cost_usd=None if cost is None else cost / 1e12,
+        cost_usd=None if c.cost is None else c.cost / 1e12,
         session=SessionTotals(
             turns=tot.turns,
             input=tot.input,
@@ -38,7 +36,7 @@ def turn_event(store: Store, t: Turn) -> TurnEvent:
             reasoning=tot.reasoning,
             total=tot.total,
             cost_usd=tot.cost_usd,
-            context_tokens=s.context_used,
-            context_window=s.context_window,
+            context_tokens=c.context_used,
+            context_window=c.context_window,
         ),
     )

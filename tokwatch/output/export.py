@@ -6,19 +6,18 @@ spreadsheet never runs it as a formula.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 import orjson
 
+from tokwatch.core.files import write_atomic
 from tokwatch.core.models import Session, iso
 from tokwatch.core.store import Store
 from tokwatch.output.schema import ExportRow
+
+__all__ = ["render", "rows", "to_csv", "to_json", "write_atomic"]
 
 COLUMNS = list(ExportRow.model_fields)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -92,23 +91,3 @@ def to_json(items: Iterable[ExportRow]) -> str:
 
 def render(items: Iterable[ExportRow], fmt: str) -> str:
     return to_json(items) if fmt == "json" else to_csv(items)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`.
-
-    A reader (or a crash, or a full disk) never sees a half-written snapshot; on error the
-    temporary file is removed and the old file is left untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tokwatch.core.blocks import BLOCK_SECONDS
-from tokwatch.core.cache import Cache, Loaded, default_cache_dir
+from tokwatch.core.ledger import Ledger, default_data_dir
 from tokwatch.core.models import Tokens, Turn
 from tokwatch.core.text import cost_text, duration
 from tokwatch.reports.budgets import LOOKBACKS, BudgetState, Usage, midnight, usage_from_turns
@@ -39,19 +39,6 @@ SEP = " │ "
 
 
 # ---------------------------------------------------------------- statusline
-class ScopedCache(Cache):
-    """A cache that forgets every file but `keep`: the status line's stays as small as its window."""
-
-    def __init__(self, directory: Path, keep: set[str]) -> None:
-        super().__init__(directory)
-        self.keep = keep
-
-    def read(self) -> Loaded:
-        loaded = super().read()
-        loaded.entries = {p: e for p, e in loaded.entries.items() if p in self.keep}
-        return loaded
-
-
 class ChainState:
     """The latest 5-hour block start the status line computed, for the same log folders.
 
@@ -219,15 +206,15 @@ def statusline_data(
     # A known block start lets the chain resume there; otherwise look back further and further.
     passes = [(min(recent, known), known)] if known is not None else []
     passes += [(recent - back, None) for back in LOOKBACKS]
-    store = Store(pricer)
+    ledger = Ledger.at(cache_dir) if cache_dir is not None else Ledger.memory()
+    store = Store(pricer, ledger)
     usage: Usage | None = None
     for since, chain_from in passes:
         chosen = sorted({p for p, m in files.items() if m >= since} | session_files)
-        store = Store(pricer)
+        store = Store(pricer, ledger)
         if chosen:
-            cache = ScopedCache(cache_dir, {str(p) for p in chosen}) if cache_dir is not None else None
-            Engine(store, chosen, cache=cache).backfill()
-        turns = [(t, store.cost_pico(t)) for key in store.sessions for t in store.turns_of(key)]
+            Engine(store, chosen).backfill()
+        turns = [tc for key in store.sessions for tc in store.turns_with_cost(key)]
         turns.sort(key=lambda e: e[0].timestamp)
         usage = usage_from_turns(turns, since, now, tz, chain_from)
         if usage is not None:
@@ -281,7 +268,7 @@ def cmd_statusline(args: argparse.Namespace) -> int:
         config = Config()
     try:
         tz = parse_tz(args.tz)
-        cache_dir = None if args.no_cache else default_cache_dir() / "statusline"
+        cache_dir = None if args.no_cache else default_data_dir()
         data = statusline_data(hook, config, _roots(list(args.paths)), time.time(), tz, cache_dir)
         line = render_line(data)
     except Exception:

@@ -109,7 +109,7 @@ def _recent(store: Store, since: float, agents: frozenset[str]) -> list[tuple[Tu
         for key, s in store.sessions.items():
             if (agents and s.agent not in agents) or s.last_seen < since:
                 continue
-            out.extend((t, store.cost_pico(t)) for t in store.turns_of(key))
+            out.extend(store.turns_with_cost(key))
     out.sort(key=lambda e: e[0].timestamp)
     return out
 

@@ -115,8 +115,7 @@ def entries(store: Store, f: Filters, *, project: bool = True) -> list[Entry]:
     with store.lock:
         for key, s in store.sessions.items():
             if f.session_ok(s, project=project):
-                cost = store.cost_pico
-                out.extend((s, t, cost(t)) for t in store.turns_of(key))
+                out.extend((s, t, cost) for t, cost in store.turns_with_cost(key))
     return out
 
 

@@ -111,7 +111,7 @@ def _file_target(engine: Engine, ident: str | None, cwd: str | None) -> tuple[fl
     Its session id is the file's name (Claude names transcripts by session id)."""
     best: tuple[float, Target] | None = None
     for path, f in engine.files.items():
-        if f.has_turns():
+        if f.turns:
             continue
         owner = path.stem
         project = str(getattr(f.parser, "project", "") or "")
@@ -133,7 +133,7 @@ def _file_target(engine: Engine, ident: str | None, cwd: str | None) -> tuple[fl
 def _files_mtime(engine: Engine, session_id: str) -> float:
     """When a session's log files last changed (comparable with a turn-less log's mtime)."""
     return max(
-        (f.cursor.mtime_ns / 1e9 for f in engine.files.values() if session_id in f.sessions()),
+        (f.cursor.mtime_ns / 1e9 for f in engine.files.values() if session_id in f.sessions),
         default=0.0,
     )
 
@@ -184,7 +184,7 @@ def status_doc(
     used = s.context_used if s else 0
     usage: dict[str, Any] = {
         "session": tokens_json(s.totals if s else None),
-        "lastTurn": tokens_json(None, last, store.cost_pico(last)) if last else None,
+        "lastTurn": tokens_json(None, last, s.last_cost) if last and s else None,
         "context": {
             "used": used,
             "window": window or None,

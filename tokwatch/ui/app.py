@@ -2,13 +2,12 @@
 
 Data flow, and why it is safe:
 
-* One thread worker runs `engine.backfill()` then `engine.follow()`. During the backfill the
-  worker mutates the store (inside `Store.apply`, under `store.lock`) and posts throttled
-  `LoadProgress` messages; the UI thread reads the store under the same lock when it draws.
-* While following, the worker does not touch the store at all: `on_turns` posts ONE
-  `TurnsArrived` message per batch and the UI thread applies it (`store.apply` is cheap for the
-  few turns a batch holds). So from then on the store is only ever mutated on the UI thread, and
-  the widgets never see a half-applied batch. See `TokwatchApp._follow_turns`.
+* One thread worker runs `engine.backfill()` then `engine.follow()`: it is the only code that
+  changes the store and the ledger. During the backfill it posts throttled `LoadProgress`
+  messages; while following, ONE `ChangesArrived` message per batch, carrying the batch's
+  `Changes` (its turns and the sessions as they now stand). Session objects the store publishes
+  are never changed afterwards (a later batch folds into a copy and swaps it in under
+  `store.lock`), so the widgets read plain, stable data and never see half a batch.
 * Widgets are updated in place: session rows by row key, model rows by model, the other
   widgets redraw their own few lines. A 1 s timer only refreshes "x ago" (and who is active),
   the block countdown, and the skipped-lines mark.
@@ -41,8 +40,8 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tokwatch.config import Config
-from tokwatch.core.models import Session, Turn
-from tokwatch.core.store import SessionKey
+from tokwatch.core.models import Session
+from tokwatch.core.store import Changes, SessionKey
 from tokwatch.ingest.engine import Engine, Progress
 from tokwatch.output import export
 from tokwatch.reports import budgets
@@ -50,7 +49,7 @@ from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
-from tokwatch.ui.messages import LoadDone, LoadProgress, TurnsArrived, UsageComputed
+from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, UsageComputed
 from tokwatch.ui.sessions import SessionList
 from tokwatch.ui.skipped import SkippedScreen
 from tokwatch.ui.strip import TodayStrip
@@ -190,12 +189,11 @@ class TokwatchApp(App[None]):
         finally:
             self.post_message(LoadDone())  # even after an error: show what was read
         if not self._stop.is_set():
-            self.engine.follow(self._stop, self._follow_turns, deferred=True)
-        self.engine.save_cache()  # a no-op without a cache; the next start resumes from here
+            self.engine.follow(self._stop, self._follow_changes)
 
-    def _follow_turns(self, turns: list[Turn]) -> None:
-        """Called on the worker thread: hand the batch over, touch nothing (see the module docstring)."""
-        self.post_message(TurnsArrived(turns))
+    def _follow_changes(self, changes: Changes) -> None:
+        """Called on the worker thread once a batch is recorded: hand it over, touch no widget."""
+        self.post_message(ChangesArrived(changes))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         """Move the bar and show the sessions read so far (the worker is mutating the store: lock)."""
@@ -231,16 +229,16 @@ class TokwatchApp(App[None]):
                 severity="warning",
                 markup=False,
             )
+        for notice in self.engine.notices:
+            self.notify(notice, title="Ledger", severity="warning", timeout=15, markup=False)
         self._seed_session_alarms()
         self._request_usage()
 
-    def on_turns_arrived(self, message: TurnsArrived) -> None:
-        """Apply one batch on the UI thread, then update only what it changed."""
+    def on_changes_arrived(self, message: ChangesArrived) -> None:
+        """One recorded batch: update only what it changed."""
         if self._stop.is_set():
             return
-        with self.store.lock:
-            changes = self.store.apply(message.turns)
-            self.engine.delivered_batch()  # the cache may now save a snapshot of the store
+        changes = message.changes
         self._update_skips()
         if not changes:
             return

@@ -347,9 +347,7 @@ class Detail(VerticalScroll):
             )
         self.query_one(Totals).set(figures, burn)
         last = s.last_turn
-        self.query_one(LastTurn).set(
-            last, fmt.cost_pico([self.store.cost_pico(last)]) if last is not None else Text()
-        )
+        self.query_one(LastTurn).set(last, fmt.cost_pico([s.last_cost]) if last is not None else Text())
         spark = self.query_one(Sparkline)
         spark.data = list(s.recent)
         spark.styles.max_width = max(1, len(s.recent))  # one bar per turn, never smeared

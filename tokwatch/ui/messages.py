@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tokwatch.core.models import Turn
+from tokwatch.core.store import Changes
 from tokwatch.reports.budgets import Usage
 
 
@@ -31,12 +31,12 @@ class LoadDone(Message):
     """History is in the store; following starts now."""
 
 
-class TurnsArrived(Message):
-    """One batch of new or updated turns read by the follow loop, not yet in the store."""
+class ChangesArrived(Message):
+    """One batch recorded by the follow loop: its turns and the sessions as they now stand."""
 
-    def __init__(self, turns: list[Turn]) -> None:
+    def __init__(self, changes: Changes) -> None:
         super().__init__()
-        self.turns = turns
+        self.changes = changes
 
 
 class UsageComputed(Message):

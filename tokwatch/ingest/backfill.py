@@ -1,0 +1,228 @@
+"""Reading many files from 0, spread over the CPU cores.
+
+With more than PARALLEL_MIN_BYTES to read and several cores, spawned worker processes read part
+of the files and hand back, per file, its cursor record and turns. This process then follows each
+such file from that record exactly as from the ledger (identity and fingerprints checked, anything
+appended since read on), so a worker's result is never trusted blindly.
+
+Files are cut into chunks of about 4 MB, largest first. The workers take chunks from the front;
+this process takes them from the back for as long as it can still cancel their futures, and between
+two chunks it takes in what the workers handed back: both sides stay busy to the end.
+
+Workers are spawned, not forked (the dashboard backfills from a thread), with their standard
+streams on /dev/null: they never depend on the parent's (Textual replaces `sys.stderr` with an
+object without a file descriptor). They exit when their parent dies (`_orphan_watch`). If the
+pool cannot start or a worker fails, its files are read here instead: slower, never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+
+from tokwatch.core.ledger import FileRecord
+from tokwatch.core.models import Turn
+from tokwatch.ingest.files import Followed, Skips, open_fresh, read
+
+log = logging.getLogger(__name__)
+
+PARALLEL_MIN_BYTES = 48 << 20  # below this, starting another process costs more than it saves
+PARALLEL_CHUNK_BYTES = 4 << 20
+
+#: (path, its record or None when no agent claims it, its turns as JSON rows, skipped lines)
+WorkerResult = tuple[str, FileRecord | None, bytes, int]
+#: What reading one file gave: the file followed (None: unclaimed or unreadable) and its turns.
+Taken = tuple[Path, int, Followed | None, list[Turn]]
+
+
+def read_from_zero(path: Path, skips: Skips) -> tuple[Followed | None, list[Turn]]:
+    f = open_fresh(path)
+    if f is None:
+        return None, []
+    turns = read(f, skips, first=True)
+    return f, turns or []
+
+
+def read_all(
+    todo: list[tuple[Path, int]],
+    skips: Skips,
+    resume: Callable[[Path, FileRecord], Followed | None],
+    workers: int | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> Iterator[Taken]:
+    """Read `todo` (path, size) from 0, in parallel when worth it; yields each file once."""
+    total = sum(size for _, size in todo)
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n <= 1 or total < PARALLEL_MIN_BYTES or len(todo) < 2:
+        for path, size in todo:
+            yield (path, size, *read_from_zero(path, skips))
+        return
+    try:
+        yield from _parallel(todo, skips, resume, n - 1)
+    except _PoolFailed as e:
+        # The pool could not start (or broke): say so, and read what is left here.
+        log.warning("parallel backfill unavailable (%s): reading in one process", e.cause)
+        if on_error is not None:
+            on_error(f"parallel reading unavailable ({e.cause}); reading in one process")
+        for path, size in todo:
+            if path not in e.done:
+                yield (path, size, *read_from_zero(path, skips))
+
+
+class _PoolFailed(Exception):
+    def __init__(self, cause: BaseException, done: set[Path]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.done = done
+
+
+def _chunks(todo: list[tuple[Path, int]]) -> list[list[tuple[Path, int]]]:
+    chunks: list[list[tuple[Path, int]]] = []
+    chunk: list[tuple[Path, int]] = []
+    acc = 0
+    for item in sorted(todo, key=lambda t: -t[1]):
+        chunk.append(item)
+        acc += item[1]
+        if acc >= PARALLEL_CHUNK_BYTES:
+            chunks.append(chunk)
+            chunk, acc = [], 0
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _parallel(
+    todo: list[tuple[Path, int]],
+    skips: Skips,
+    resume: Callable[[Path, FileRecord], Followed | None],
+    n: int,
+) -> Iterator[Taken]:
+    import concurrent.futures
+    import multiprocessing
+
+    chunks = _chunks(todo)
+    done: set[Path] = set()
+
+    def here(chunk: list[tuple[Path, int]]) -> Iterator[Taken]:
+        for path, size in chunk:
+            done.add(path)
+            yield (path, size, *read_from_zero(path, skips))
+
+    def harvest(
+        fut: concurrent.futures.Future[list[WorkerResult]], chunk: list[tuple[Path, int]]
+    ) -> Iterator[Taken]:
+        try:
+            results = fut.result()
+        except Exception as e:  # a worker died: read its files here instead
+            log.warning("backfill worker failed (%s): reading its files here", e)
+            yield from here(chunk)
+            return
+        sizes = dict(chunk)
+        for p_str, rec, rows, skipped in results:
+            path = Path(p_str)
+            done.add(path)
+            f = resume(path, rec) if rec is not None else None
+            if f is None:  # unclaimed, or the file changed since the worker read it
+                yield (path, sizes[path], *read_from_zero(path, skips))
+                continue
+            f.skipped = skipped
+            skips.set(path, skipped)
+            turns = [Turn.from_row(r) for r in orjson.loads(rows)]
+            more = read(f, skips)  # whatever was appended after the worker's read
+            yield path, sizes[path], f, turns + (more or [])
+
+    ctx = multiprocessing.get_context("spawn")  # safe beside the UI's threads, unlike fork
+    try:
+        _start_resource_tracker()
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        futures = [pool.submit(read_paths, [str(p) for p, _ in c]) for c in chunks]
+    except Exception as e:  # e.g. no usable standard streams for the resource tracker
+        raise _PoolFailed(e, done) from e
+    try:
+        front = 0  # futures before this index were harvested
+        back = len(futures)  # chunks from this index on were read here
+        while back > front and futures[back - 1].cancel():
+            back -= 1
+            yield from here(chunks[back])
+            while front < back and futures[front].done():
+                yield from harvest(futures[front], chunks[front])
+                front += 1
+        for i in range(front, back):
+            yield from harvest(futures[i], chunks[i])
+    finally:
+        for fut in futures:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_tracker_lock = threading.Lock()
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with usable standard streams.
+
+    It passes `sys.stderr.fileno()` to its process; under Textual `sys.stderr` is a capture object
+    whose `fileno()` is -1, and the spawn fails ("bad value(s) in fds_to_keep"). For the moment
+    it starts, `sys.stderr` is /dev/null: the tracker never writes to the user's terminal."""
+    from multiprocessing import resource_tracker
+
+    with _tracker_lock:
+        try:
+            ok = sys.stderr is not None and sys.stderr.fileno() >= 0
+        except (AttributeError, OSError, ValueError):
+            ok = False
+        if ok:
+            resource_tracker.ensure_running()
+            return
+        saved = sys.stderr
+        with open(os.devnull, "w") as null:
+            sys.stderr = null
+            try:
+                resource_tracker.ensure_running()
+            finally:
+                sys.stderr = saved
+
+
+def _worker_init(parent: int) -> None:
+    """A worker's standard streams are /dev/null (it never writes to the user's terminal), and
+    it ends itself when its parent is gone (killed mid-backfill: no orphan blocked on a pipe)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    sys.stdin = sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the worker)
+    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True, name="tokwatch-orphan-watch").start()
+
+
+def _orphan_watch(parent: int) -> None:
+    import time
+
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def read_paths(paths: list[str]) -> list[WorkerResult]:
+    """Backfill worker (another process): read files from 0 and describe where each stands."""
+    gc.disable()  # reading creates many objects and no cycles: the collector's passes are waste
+    skips = Skips()
+    out: list[WorkerResult] = []
+    for p in paths:
+        path = Path(p)
+        f, turns = read_from_zero(path, skips)
+        if f is None:
+            out.append((p, None, b"[]", 0))
+            continue
+        out.append((p, f.record(), orjson.dumps([t.to_row() for t in turns]), f.skipped))
+    return out

@@ -1,0 +1,200 @@
+"""`tokwatch ledger export | import`: every turn of the ledger as JSON lines or CSV, and back.
+
+A dump is a backup and the way to merge another machine's history: importing applies its turns
+with the same keys and the same rule as reading logs (a turn seen again replaces its numbers, or
+keeps the field-wise maximum for Claude's streaming duplicates), so importing twice changes
+nothing. Costs are not taken from the dump: they are computed again at this machine's prices
+(an agent's own reported cost, kept in `agent_cost_usd`, still wins as it does for logs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator
+
+import orjson
+
+from tokwatch.core.ledger import TURN_COLUMNS, Ledger, turn_from_row
+from tokwatch.core.models import MAX_TS, MIN_TS, Turn, iso
+
+FORMAT = "tokwatch-ledger"
+VERSION = 1
+FIELDS = (
+    "agent", "session_id", "turn_id", "model", "timestamp", "time", "input", "cache_read", "cache_write",
+    "cache_write_1h", "output", "reasoning", "context_tokens", "context_window", "project", "sidechain",
+    "merge_max", "agent_cost_usd", "dedup_key", "cost_usd",
+)  # fmt: skip
+MAX_TOKENS = 10**12
+
+
+def turns(ledger: Ledger) -> Iterator[tuple[Turn, int | None]]:
+    """Every readable turn, session by session (rows that fail the checks are skipped)."""
+    with ledger.reading() as db:
+        sessions = db.execute("SELECT id, agent, session_id FROM sessions ORDER BY id").fetchall()
+    for sid, agent, session_id in sessions:
+        with ledger.reading() as db:
+            rows = db.execute(
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE session=? ORDER BY ts, turn_id", (sid,)
+            ).fetchall()
+        for r in rows:
+            try:
+                yield turn_from_row(str(agent), str(session_id), r)
+            except (TypeError, ValueError):
+                continue
+
+
+def record(t: Turn, cost: int | None) -> dict[str, object]:
+    return {
+        "agent": t.agent,
+        "session_id": t.session_id,
+        "turn_id": t.turn_id,
+        "model": t.model,
+        "timestamp": t.timestamp,
+        "time": iso(t.timestamp) or None,
+        "input": t.input,
+        "cache_read": t.cache_read,
+        "cache_write": t.cache_write,
+        "cache_write_1h": t.cache_write_1h,
+        "output": t.output,
+        "reasoning": t.reasoning,
+        "context_tokens": t.context_tokens,
+        "context_window": t.context_window,
+        "project": t.project,
+        "sidechain": t.sidechain,
+        "merge_max": t.merge_max,
+        "agent_cost_usd": t.cost_usd,
+        "dedup_key": t.dedup_key,
+        "cost_usd": None if cost is None else cost / 1e12,
+    }
+
+
+def to_jsonl(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+    yield orjson.dumps({"format": FORMAT, "version": VERSION}) + b"\n"
+    for t, cost in items:
+        yield orjson.dumps(record(t, cost)) + b"\n"
+
+
+def to_csv(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+    from tokwatch.output.export import guard_cell
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FIELDS)
+    yield buf.getvalue().encode()
+    for t, cost in items:
+        buf.seek(0)
+        buf.truncate()
+        rec = record(t, cost)
+        w.writerow(
+            ["" if rec[f] is None else guard_cell(v) if isinstance(v := rec[f], str) else v for f in FIELDS]
+        )
+        yield buf.getvalue().encode()
+
+
+class DumpError(ValueError):
+    pass
+
+
+def read_dump(data: bytes) -> tuple[list[Turn], int]:
+    """Turns of a JSONL or CSV dump, and how many records were malformed (skipped)."""
+    text = data.lstrip()
+    if text.startswith(b"{"):
+        return _read_jsonl(data)
+    return _read_csv(data)
+
+
+def _read_jsonl(data: bytes) -> tuple[list[Turn], int]:
+    lines = data.splitlines()
+    try:
+        head = orjson.loads(lines[0]) if lines else None
+    except orjson.JSONDecodeError:
+        head = None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise DumpError("not a tokwatch ledger dump (its first line names the format)")
+    if head.get("version") != VERSION:
+        raise DumpError(
+            f"a ledger dump of version {head.get('version')!r}; this tokwatch reads version {VERSION}"
+        )
+    out: list[Turn] = []
+    bad = 0
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        try:
+            d = orjson.loads(line)
+            out.append(_turn(d))
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError):
+            bad += 1
+    return out, bad
+
+
+def _read_csv(data: bytes) -> tuple[list[Turn], int]:
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DumpError(f"not a readable CSV dump: {e}") from None
+    if rows and set(FIELDS) - set(rows[0]):
+        raise DumpError("not a tokwatch ledger dump (CSV columns differ)")
+    out: list[Turn] = []
+    bad = 0
+    for r in rows:
+        try:
+            d: dict[str, object] = {}
+            for k in FIELDS:
+                v = r[k]
+                if isinstance(v, str) and v.startswith("'") and v[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+                    v = v[1:]  # the formula guard the export added
+                d[k] = v
+            for k in ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning",
+                      "context_tokens", "context_window"):  # fmt: skip
+                d[k] = int(str(d[k]))
+            d["timestamp"] = float(str(d["timestamp"]))
+            d["sidechain"] = d["sidechain"] == "True"
+            d["merge_max"] = d["merge_max"] == "True"
+            d["agent_cost_usd"] = float(str(d["agent_cost_usd"])) if d["agent_cost_usd"] else None
+            out.append(_turn(d))
+        except (TypeError, ValueError, KeyError):
+            bad += 1
+    return out, bad
+
+
+def _turn(d: dict[str, object]) -> Turn:
+    """A dump record checked like a log line: wrong types or absurd values are refused."""
+    nums = [d[k] for k in ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning",
+                            "context_tokens", "context_window")]  # fmt: skip
+    if not all(type(n) is int and 0 <= n < MAX_TOKENS for n in nums):
+        raise ValueError("bad count")
+    ts = d["timestamp"]
+    if not isinstance(ts, int | float) or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
+        raise ValueError("bad time")
+    texts = [d[k] for k in ("agent", "session_id", "turn_id", "model", "project")]
+    if not all(isinstance(v, str) for v in texts) or not all(texts[:3]):
+        raise ValueError("bad text")
+    cost = d.get("agent_cost_usd")
+    if cost is not None and not (isinstance(cost, int | float) and math.isfinite(cost) and cost >= 0):
+        raise ValueError("bad cost")
+    dedup = d.get("dedup_key") or ""
+    if not isinstance(dedup, str):
+        raise ValueError("bad dedup key")
+    return Turn(
+        agent=str(d["agent"]),
+        session_id=str(d["session_id"]),
+        turn_id=str(d["turn_id"]),
+        model=str(d["model"]),
+        timestamp=float(ts),
+        input=nums[0],  # type: ignore[arg-type]
+        cache_read=nums[1],  # type: ignore[arg-type]
+        cache_write=nums[2],  # type: ignore[arg-type]
+        cache_write_1h=nums[3],  # type: ignore[arg-type]
+        output=nums[4],  # type: ignore[arg-type]
+        reasoning=nums[5],  # type: ignore[arg-type]
+        context_tokens=nums[6],  # type: ignore[arg-type]
+        context_window=nums[7],  # type: ignore[arg-type]
+        project=str(d["project"]),
+        sidechain=bool(d.get("sidechain")),
+        merge_max=bool(d.get("merge_max")),
+        cost_usd=None if cost is None else float(cost),  # type: ignore[arg-type]
+        dedup_key=dedup,
+    )

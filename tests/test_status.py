@@ -260,7 +260,7 @@ def test_statusline_on_the_sample_logs(claude_home: Path, tmp_path: Path) -> Non
         hook(gateway(claude_home)), Config(), [claude_home], now, UTC, tmp_path / "c"
     )
     assert statusline.render_line(again) == statusline.render_line(d)
-    assert (tmp_path / "c" / "ledger.db").exists() and (tmp_path / "c" / "blocks.json").exists()
+    assert (tmp_path / "c" / "ledger.db").exists()
 
 
 def test_statusline_reads_only_the_logs_of_its_window(claude_home: Path, tmp_path: Path) -> None:
@@ -393,11 +393,12 @@ def test_block_chain_resumes_from_the_saved_start(tmp_path: Path) -> None:
         want = build(store, "blocks", Filters(tz=UTC), now=now).active
         assert d.usage is not None and d.usage.block is not None and want is not None
         assert (d.usage.block.start, d.usage.block.tokens) == (want.start, want.tokens)
-    saved = orjson.loads((cache / "blocks.json").read_bytes())
-    assert saved["start"] == want.start
-    # a state written for other folders is not used
-    assert statusline.ChainState(cache, [root]).load(ts("2026-03-10T23:00:00Z")) == want.start
-    assert statusline.ChainState(cache, [tmp_path / "elsewhere"]).load(ts("2026-03-10T23:00:00Z")) is None
+    from tokwatch.core.ledger import Ledger
+
+    ledger = Ledger.at(cache)
+    # saved in the ledger; a state written for other folders is not used
+    assert statusline.ChainState(ledger, [root]).load(ts("2026-03-10T23:00:00Z")) == want.start
+    assert statusline.ChainState(ledger, [tmp_path / "elsewhere"]).load(ts("2026-03-10T23:00:00Z")) is None
 
 
 def test_engine_used_by_the_statusline_sees_only_what_it_needs(claude_home: Path, tmp_path: Path) -> None:

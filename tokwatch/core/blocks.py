@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tokwatch.core.models import Tokens, Turn
+from tokwatch.core.models import Tally
 
 BLOCK_SECONDS = 5 * 3600
 HOUR = 3600
@@ -73,28 +73,14 @@ def active_start(starts: Sequence[float], now: float) -> float | None:
 
 
 @dataclass(slots=True)
-class Block:
+class Block(Tally):
     """One block's tally. `first`/`last` are its first and last turn times."""
 
-    start: float
-    first: float = 0.0
-    last: float = 0.0
-    tokens: Tokens = field(default_factory=Tokens)
-    by_model: dict[str, Tokens] = field(default_factory=dict)
+    start: float = 0.0
 
     @property
     def end(self) -> float:
         return self.start + BLOCK_SECONDS
-
-    def add(self, t: Turn, cost_pico: int | None) -> None:
-        self.tokens.add(t, cost_pico)
-        m = self.by_model.get(t.model)
-        if m is None:
-            m = self.by_model[t.model] = Tokens()
-        m.add(t, cost_pico)
-        if not self.first or t.timestamp < self.first:
-            self.first = t.timestamp
-        self.last = max(self.last, t.timestamp)
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,50 @@ class Tokens:
 
 
 @dataclass(slots=True)
+class Tally:
+    """Sums of some turns, in total and per model, with the times of the first and last one:
+    what every report row, block and session adds up (one implementation for all of them)."""
+
+    tokens: Tokens = field(default_factory=Tokens)
+    by_model: dict[str, Tokens] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+
+    def add(self, t: Turn, cost: int | None, sign: int = 1) -> None:
+        add_turn(self.tokens, self.by_model, t, cost, sign)
+        ts = t.timestamp
+        if ts and sign > 0:
+            self.first = ts if not self.first else min(self.first, ts)
+            self.last = max(self.last, ts)
+
+    def add_sums(self, model: str, tokens: Tokens, first: float, last: float) -> None:
+        """Sums already made (by the ledger's SQL) for one model."""
+        for target in (self.tokens, self.by_model.setdefault(model, Tokens())):
+            target.turns += tokens.turns
+            target.input += tokens.input
+            target.cache_read += tokens.cache_read
+            target.cache_write += tokens.cache_write
+            target.output += tokens.output
+            target.reasoning += tokens.reasoning
+            target.cost_pico += tokens.cost_pico
+            target.unpriced_turns += tokens.unpriced_turns
+        if first:
+            self.first = first if not self.first else min(self.first, first)
+        self.last = max(self.last, last)
+
+
+def add_turn(totals: Tokens, by_model: dict[str, Tokens], t: Turn, cost: int | None, sign: int = 1) -> None:
+    """Count a turn (or take it back, `sign=-1`) in a total and in its model's line."""
+    totals.add(t, cost, sign)
+    m = by_model.get(t.model)
+    if m is None:
+        m = by_model[t.model] = Tokens()
+    m.add(t, cost, sign)
+    if not m.turns:
+        del by_model[t.model]
+
+
+@dataclass(slots=True)
 class Session:
     """Everything the views need about one agent session, kept current by the store."""
 

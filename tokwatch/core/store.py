@@ -34,7 +34,7 @@ from tokwatch.core.ledger import (
     turn_from_row,
     turn_row,
 )
-from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.models import Session, Tokens, Turn, add_turn
 from tokwatch.core.pricing import Pricer
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ class Store:
         self.lock = threading.RLock()
         #: rows of the ledger that could not be read back (skipped, reported)
         self.bad_rows = 0
+        #: True when the views show every session of the ledger; False when they show only the
+        #: sessions of some paths (those loaded and those read since): see `scope_ids`.
+        self.everything = True
 
     @property
     def pricer(self) -> Pricer:
@@ -337,13 +340,7 @@ class Store:
 
     # ---------------------------------------------------------------- folding
     def _account(self, s: Session, t: Turn, cost: int | None, sign: int) -> None:
-        s.totals.add(t, cost, sign)
-        m = s.by_model.get(t.model)
-        if m is None:
-            m = s.by_model[t.model] = Tokens()
-        m.add(t, cost, sign)
-        if not m.turns:
-            del s.by_model[t.model]
+        add_turn(s.totals, s.by_model, t, cost, sign)
 
     def _follow(self, s: Session, t: Turn, cost: int | None, is_new: bool) -> None:
         """Times, project, the last turn, the recent series and the context gauge."""
@@ -410,6 +407,13 @@ class Store:
         turns, bad = self.ledger.turns_of(ids[0], key[0], key[1])
         self.bad_rows += bad
         return turns
+
+    def scope_ids(self) -> tuple[int, ...] | None:
+        """The ledger ids of the sessions the views show, or None for all of them (for queries)."""
+        if self.everything:
+            return None
+        with self.lock:
+            return tuple(sorted(self._ids[k][0] for k in self.sessions if k in self._ids))
 
     def totals(self) -> Tokens:
         with self.lock:

@@ -106,6 +106,7 @@ class Engine:
                 f"{bad} damaged file records in the ledger were discarded; those logs are read again"
             )
         self.records = records
+        self.store.everything = not self.explicit
         self.store.load(self._scope_sessions(records) if self.explicit else None)
         if opened.moved_aside is not None or self.store.bad_rows:
             self.store.refold()

@@ -11,6 +11,7 @@ line and exits 0: a hook must not fail loudly.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import sys
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tokwatch.core.blocks import BLOCK_SECONDS
-from tokwatch.core.ledger import Ledger, default_data_dir
+from tokwatch.core.ledger import Ledger
 from tokwatch.core.models import Tokens, Turn
+from tokwatch.core.tailer import stat_regular
 from tokwatch.core.text import cost_text, duration
-from tokwatch.reports.budgets import LOOKBACKS, BudgetState, Usage, midnight, usage_from_turns
+from tokwatch.reports.budgets import BudgetState, Usage, midnight, usage_in
+from tokwatch.reports.tally import Scope
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -40,7 +43,8 @@ SEP = " │ "
 
 # ---------------------------------------------------------------- statusline
 class ChainState:
-    """The latest 5-hour block start the status line computed, for the same log folders.
+    """The latest 5-hour block start the status line computed, for the same log folders, kept in
+    the ledger's meta table.
 
     A block start stays a block start, so the next call resumes the chain there and reads only
     logs modified since then (or since midnight) instead of looking back for a 5-hour gap, which
@@ -49,29 +53,22 @@ class ChainState:
 
     MAX_AGE = 30 * 86400.0
 
-    def __init__(self, directory: Path, roots: list[Path]) -> None:
-        self.path = directory / "blocks.json"
-        self.roots = sorted(str(Path(r).expanduser().absolute()) for r in roots)
+    def __init__(self, ledger: Ledger, roots: list[Path]) -> None:
+        self.ledger = ledger
+        names = sorted(str(Path(r).expanduser().absolute()) for r in roots)
+        self.key = "statusline_chain:" + hashlib.sha256(orjson.dumps(names)).hexdigest()[:16]
 
     def load(self, now: float) -> float | None:
         try:
-            d = orjson.loads(self.path.read_bytes())
-            start = d["start"] if isinstance(d, dict) and d.get("roots") == self.roots else None
-        except (OSError, ValueError, KeyError):
+            start = orjson.loads(self.ledger.meta(self.key) or "null")
+        except orjson.JSONDecodeError:
             return None
         if isinstance(start, int | float) and now - self.MAX_AGE < start <= now:
             return float(start)
         return None
 
     def save(self, start: float) -> None:
-        """Atomic (rename); losing it only costs one slower call."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".blocks.{os.getpid()}.tmp")
-            tmp.write_bytes(orjson.dumps({"roots": self.roots, "start": start}))
-            os.replace(tmp, self.path)
-        except OSError:
-            return
+        self.ledger.set_meta(self.key, orjson.dumps(start).decode())
 
 
 def read_hook_input(stream: Any) -> dict[str, Any]:
@@ -176,8 +173,14 @@ def statusline_data(
     roots: list[Path],
     now: float,
     tz: tzinfo | None = None,
-    cache_dir: Path | None = None,
+    data_dir: Path | None = None,
+    *,
+    explicit: bool = True,
 ) -> LineData:
+    """What the line shows. The ledger (in `data_dir`; None: a private one in memory) is brought up
+    to date with the Claude logs written since the chain's start (or since a cut-off that moves
+    back only when needed) and the session's own files; the sums come from the ledger. With
+    `explicit` roots only their sessions count, else every Claude session the ledger holds."""
     from tokwatch.agents import get_agent
     from tokwatch.core.store import Store
     from tokwatch.ingest.engine import Engine
@@ -192,34 +195,30 @@ def statusline_data(
     sid = hook.get("session_id")
     session_id = sid if isinstance(sid, str) and sid else (transcript.stem if transcript else "")
     session_files: set[Path] = set()
-    if transcript is not None and transcript.is_file():
+    if transcript is not None and stat_regular(transcript) is not None:
         session_files.add(transcript)
         sub = transcript.with_suffix("") / "subagents"
         if sub.is_dir():
-            session_files.update(p.absolute() for p in sub.glob("*.jsonl") if p.is_file())
-    files = _claude_files([Path(r).expanduser().absolute() for r in roots])
+            session_files.update(p.absolute() for p in sub.glob("*.jsonl") if stat_regular(p) is not None)
+    roots = [Path(r).expanduser().absolute() for r in roots]
+    files = _claude_files(roots)
     pricer = make_pricer(config)
-    day_start = midnight(now, tz)
-    recent = min(day_start, now - BLOCK_SECONDS)
-    state = ChainState(cache_dir, roots) if cache_dir is not None else None
-    known = state.load(now) if state else None
-    # A known block start lets the chain resume there; otherwise look back further and further.
-    passes = [(min(recent, known), known)] if known is not None else []
-    passes += [(recent - back, None) for back in LOOKBACKS]
-    ledger = Ledger.at(cache_dir) if cache_dir is not None else Ledger.memory()
+    ledger = Ledger.at(data_dir) if data_dir is not None else Ledger.memory()
     store = Store(pricer, ledger)
-    usage: Usage | None = None
-    for since, chain_from in passes:
-        chosen = sorted({p for p, m in files.items() if m >= since} | session_files)
-        store = Store(pricer, ledger)
-        if chosen:
-            Engine(store, chosen).backfill()
-        turns = [tc for key in store.sessions for tc in store.turns_with_cost(key)]
-        turns.sort(key=lambda e: e[0].timestamp)
-        usage = usage_from_turns(turns, since, now, tz, chain_from)
-        if usage is not None:
-            break
-    if state is not None and usage is not None and usage.last_start is not None:
+    state = ChainState(ledger, roots)
+    read: set[Path] = set()
+
+    def ensure(since: float) -> None:
+        """Every Claude log written since `since` (and the session's files) is in the ledger."""
+        todo = sorted(({p for p, m in files.items() if m >= since} | session_files) - read)
+        if todo:
+            Engine(store, todo).backfill()
+            read.update(todo)
+
+    ensure(min(midnight(now, tz), now - BLOCK_SECONDS))
+    scope = Scope(agents=frozenset({"claude"}), sessions=_sessions_under(ledger, roots) if explicit else None)
+    usage = usage_in(ledger, scope, now, tz, state.load(now), ensure=ensure)
+    if data_dir is not None and usage.last_start is not None:
         state.save(usage.last_start)
     d = LineData(usage=usage)
     s = store.sessions.get(("claude", session_id)) if session_id else None
@@ -240,9 +239,21 @@ def statusline_data(
         if window:
             d.context_percent = 100 * last.context / window
     cfg = config.budgets
-    if cfg.items() and usage is not None:
+    if cfg.items():
         d.budgets = usage.states(cfg, d.session)
     return d
+
+
+def _sessions_under(ledger: Ledger, roots: list[Path]) -> tuple[int, ...]:
+    """The ledger ids of the sessions whose logs lie under `roots` (deleted logs included)."""
+    records, _ = ledger.file_records()
+    keys = {
+        (rec.agent, sid)
+        for p, rec in records.items()
+        if any(Path(p) == r or r in Path(p).parents for r in roots)
+        for sid in rec.sessions
+    }
+    return tuple(sorted(r.id for r in ledger.session_rows(keys)))
 
 
 def _roots(paths: list[Path]) -> list[Path]:
@@ -259,6 +270,7 @@ def _roots(paths: list[Path]) -> list[Path]:
 def cmd_statusline(args: argparse.Namespace) -> int:
     """Always one line and exit 0: Claude Code shows whatever we print, errors included."""
     from tokwatch.config import Config, ConfigError, load_config
+    from tokwatch.ingest.setup import data_dir as data_dir_of
     from tokwatch.reports.report import parse_tz
 
     hook = read_hook_input(sys.stdin)
@@ -268,8 +280,9 @@ def cmd_statusline(args: argparse.Namespace) -> int:
         config = Config()
     try:
         tz = parse_tz(args.tz)
-        cache_dir = None if args.no_cache else default_data_dir()
-        data = statusline_data(hook, config, _roots(list(args.paths)), time.time(), tz, cache_dir)
+        data_dir = None if args.no_cache else data_dir_of(config)
+        paths = list(args.paths)
+        data = statusline_data(hook, config, _roots(paths), time.time(), tz, data_dir, explicit=bool(paths))
         line = render_line(data)
     except Exception:
         model = hook.get("model")

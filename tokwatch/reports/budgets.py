@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
 from tokwatch.config import Budget, BudgetsConfig
 from tokwatch.core import blocks as blk
-from tokwatch.core.models import Tokens, Turn
+from tokwatch.core.models import Tokens
+from tokwatch.reports import tally
+from tokwatch.reports.tally import Scope
 
 if TYPE_CHECKING:
+    from tokwatch.core.ledger import Ledger
     from tokwatch.core.store import Store
 
 THRESHOLDS = (80, 100)
@@ -102,57 +105,64 @@ def midnight(now: float, tz: tzinfo | None) -> float:
     return day_bounds(now, tz)[1]
 
 
-def _recent(store: Store, since: float, agents: frozenset[str]) -> list[tuple[Turn, int | None]]:
-    """Every turn of the sessions with a turn at or after `since` (so complete from `since` on)."""
-    out: list[tuple[Turn, int | None]] = []
-    with store.lock:
-        for key, s in store.sessions.items():
-            if (agents and s.agent not in agents) or s.last_seen < since:
-                continue
-            out.extend(store.turns_with_cost(key))
-    out.sort(key=lambda e: e[0].timestamp)
-    return out
-
-
-def usage_from_turns(
-    turns: list[tuple[Turn, int | None]],
-    complete_from: float,
+def usage_in(
+    ledger: Ledger,
+    scope: Scope,
     now: float,
-    tz: tzinfo | None,
+    tz: tzinfo | None = None,
     chain_from: float | None = None,
-) -> Usage | None:
-    """Today's and the running block's tallies from time-sorted turns complete from `complete_from` on.
+    *,
+    ensure: Callable[[float], None] | None = None,
+) -> Usage:
+    """Today (midnight to midnight in `tz`, None = local) and the running block, summed by the
+    ledger over the turns in `scope`.
 
-    The block chain starts at `chain_from` when the caller knows a block starts there (and
-    `complete_from <= chain_from`), else at a turn known to start one (`blocks.anchor`); None when
-    there is no such turn, i.e. the turns must reach further back.
-    """
+    The block chain is picked up at `chain_from` when the caller knows a block starts there (a
+    live view passes the previous result's `last_start`), else at a turn known to start one
+    (`blocks.anchor`): only the timestamps from there on are read, looking further back only
+    when no such turn is found. `ensure(since)`, when given, is called before a pass that needs
+    every turn from `since` on (the status line reads the logs written since then)."""
     day, day_start, day_end = day_bounds(now, tz)
-    today = Tokens()
-    for t, cost in turns:
-        if day_start <= t.timestamp < day_end:
-            today.add(t, cost)
-    stamps = [t.timestamp for t, _ in turns]
-    block: blk.Block | None = None
-    last_start: float | None = None
-    if any(now - blk.BLOCK_SECONDS < ts <= now for ts in stamps):
-        # Any turn known to start a block will do: a block cannot start inside another one.
-        if chain_from is not None and complete_from <= chain_from:
-            i: int | None = bisect.bisect_left(stamps, chain_from)
-        else:
-            i = blk.anchor(stamps, complete_from)
-        if i is None:
-            return None
-        starts = blk.block_starts(stamps[i:])
-        j = bisect.bisect_right(starts, now) - 1
-        last_start = starts[j] if j >= 0 else None
-        start = blk.active_start(starts, now)
+    today = tally.total(tally.parts(ledger, replace(scope, since=day_start, until=day_end)))
+    recent = min(day_start, now - blk.BLOCK_SECONDS)
+    passes = [(min(recent, chain_from), chain_from)] if chain_from is not None and chain_from <= now else []
+    passes += [(recent - back, None) for back in LOOKBACKS]
+    for since, known in passes:
+        if ensure is not None:
+            ensure(since)
+        stamps = tally.timestamps(
+            ledger, replace(scope, since=None if math.isinf(since) else since, until=None)
+        )
+        found = _block(stamps, since, now, known)
+        if found is None:
+            continue
+        start, last_start = found
+        block: blk.Block | None = None
         if start is not None:
             block = blk.Block(start=start)
-            for t, cost in turns:
-                if start <= t.timestamp < start + blk.BLOCK_SECONDS:
-                    block.add(t, cost)
-    return Usage(now=now, day=day.isoformat(), today=today, block=block, last_start=last_start)
+            for part in tally.parts(ledger, replace(scope, since=start, until=start + blk.BLOCK_SECONDS)):
+                block.add_sums(part.model, part.tokens, part.first, part.last)
+        return Usage(now=now, day=day.isoformat(), today=today, block=block, last_start=last_start)
+    raise AssertionError("unreachable: the last pass reads everything")
+
+
+def _block(
+    stamps: list[float], complete_from: float, now: float, chain_from: float | None
+) -> tuple[float | None, float | None] | None:
+    """(the running block's start or None, the latest block start up to now), from the sorted
+    times of every turn at or after `complete_from`; None when the chain cannot be picked up there."""
+    if not any(now - blk.BLOCK_SECONDS < ts <= now for ts in stamps):
+        return None, None
+    # Any turn known to start a block will do: a block cannot start inside another one.
+    if chain_from is not None and complete_from <= chain_from:
+        i: int | None = bisect.bisect_left(stamps, chain_from)
+    else:
+        i = blk.anchor(stamps, complete_from)
+    if i is None:
+        return None
+    starts = blk.block_starts(stamps[i:])
+    j = bisect.bisect_right(starts, now) - 1
+    return blk.active_start(starts, now), (starts[j] if j >= 0 else None)
 
 
 def current_usage(
@@ -162,20 +172,10 @@ def current_usage(
     agents: Iterable[str] = (),
     chain_from: float | None = None,
 ) -> Usage:
-    """Today (midnight to midnight in `tz`, None = local) and the running block, from the store.
-
-    Pass the previous result's `last_start` as `chain_from` (a live view calling this after each
-    batch): the block chain then resumes there instead of looking back for a 5-hour gap.
-    """
-    chosen = frozenset(agents)
-    recent = min(midnight(now, tz), now - blk.BLOCK_SECONDS)
-    passes = [(min(recent, chain_from), chain_from)] if chain_from is not None and chain_from <= now else []
-    passes += [(recent - back, None) for back in LOOKBACKS]
-    for since, start in passes:
-        u = usage_from_turns(_recent(store, since, chosen), since, now, tz, start)
-        if u is not None:
-            return u
-    raise AssertionError("unreachable: the last pass reads everything")
+    """`usage_in` over the sessions the store shows (every session, or those of some paths)."""
+    return usage_in(
+        store.ledger, Scope(agents=frozenset(agents), sessions=store.scope_ids()), now, tz, chain_from
+    )
 
 
 # ---------------------------------------------------------------- alarms

@@ -10,14 +10,16 @@ table: the status line imports this module for its time helpers and must start f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokwatch.core import blocks as blk
-from tokwatch.core.models import Session, Tokens, Turn, iso
+from tokwatch.core.models import Tally, Tokens, iso
+from tokwatch.reports import tally
+from tokwatch.reports.tally import Part, Scope
 
 if TYPE_CHECKING:
     from tokwatch.core.store import Store
@@ -92,10 +94,15 @@ class Filters:
     until: date | None = None
     tz: tzinfo | None = None
 
-    def session_ok(self, s: Session, *, project: bool = True) -> bool:
-        if self.agents and s.agent not in self.agents:
-            return False
-        return not (project and self.project and self.project.lower() not in s.project.lower())
+    def scope(self, store: Store, *, project: bool = True) -> Scope:
+        """The ledger's turns these filters select, within the sessions the store shows."""
+        return Scope(
+            agents=self.agents,
+            project=self.project if project else None,
+            sessions=store.scope_ids(),
+            since=None if self.since is None else local_midnight(self.since, self.tz),
+            until=None if self.until is None else local_midnight(self.until + timedelta(days=1), self.tz),
+        )
 
     def date_ok(self, ts: float) -> bool:
         if self.since is None and self.until is None:
@@ -106,39 +113,18 @@ class Filters:
         return (self.since is None or d >= self.since) and (self.until is None or d <= self.until)
 
 
-Entry = tuple[Session, Turn, int | None]
-
-
-def entries(store: Store, f: Filters, *, project: bool = True) -> list[Entry]:
-    """Every turn of the selected sessions with its cost (picodollars, None = unpriced)."""
-    out: list[Entry] = []
-    with store.lock:
-        for key, s in store.sessions.items():
-            if f.session_ok(s, project=project):
-                out.extend((s, t, cost) for t, cost in store.turns_with_cost(key))
-    return out
+def local_midnight(d: date, tz: tzinfo | None) -> float:
+    """The first instant of local day `d` (tz None: the machine's zone, DST included)."""
+    return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
 
 
 # ---------------------------------------------------------------- rows
 @dataclass(slots=True)
-class Row:
-    key: dict[str, Any]  # the row's identity, in output order (date | week | month | session | block)
-    tokens: Tokens = field(default_factory=Tokens)
-    by_model: dict[str, Tokens] = field(default_factory=dict)
-    first: float = 0.0
-    last: float = 0.0
+class Row(Tally):
+    #: the row's identity, in output order (date | week | month | session | block)
+    key: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     start: float = 0.0  # blocks: the block's start (0.0 for the undated turns' row)
-
-    def add(self, t: Turn, cost: int | None) -> None:
-        self.tokens.add(t, cost)
-        m = self.by_model.get(t.model)
-        if m is None:
-            m = self.by_model[t.model] = Tokens()
-        m.add(t, cost)
-        if t.timestamp:
-            self.first = t.timestamp if not self.first else min(self.first, t.timestamp)
-            self.last = max(self.last, t.timestamp)
 
 
 @dataclass(slots=True)
@@ -151,29 +137,54 @@ class Report:
     token_limit: int | None = None
 
 
-def period_rows(items: Iterable[Entry], view: str, f: Filters) -> list[Row]:
+def day_parts(store: Store, scope: Scope, tz: tzinfo | None) -> list[tuple[date | None, Part]]:
+    """The scope's sums per local day and model (None: undated turns), exact in any zone."""
+    out: list[tuple[date | None, Part]] = []
+    split: list[float] = []
+    for p in tally.parts(store.ledger, scope, bucket=tally.QUARTER):
+        if p.bucket is None:
+            out.append((None, p))
+            continue
+        d = local_date(p.bucket, tz)
+        if local_date(p.bucket + tally.QUARTER - 1e-3, tz) != d:
+            split.append(p.bucket)  # a zone whose midnight is not on a quarter hour: turn by turn
+            continue
+        out.append((d, p))
+    for b in sorted(set(split)):
+        narrow = replace(
+            scope,
+            since=max(b, scope.since or b),
+            until=min(b + tally.QUARTER, scope.until or b + tally.QUARTER),
+        )
+        for p in tally.parts(store.ledger, narrow, bucket=1.0):
+            if p.bucket is not None:
+                out.append((local_date(p.bucket, tz), p))
+    return out
+
+
+def period_rows(store: Store, view: str, f: Filters) -> list[Row]:
     name, keyfn = KEY_NAMES[view], PERIOD_KEYS[view]
     rows: dict[str, Row] = {}
-    for _, t, cost in items:
-        if not f.date_ok(t.timestamp):
+    for d, p in day_parts(store, f.scope(store), f.tz):
+        if d is None and (f.since or f.until):
             continue
-        k = keyfn(local_date(t.timestamp, f.tz)) if t.timestamp else UNDATED
+        k = keyfn(d) if d is not None else UNDATED
         row = rows.get(k)
         if row is None:
             row = rows[k] = Row(key={name: k})
-        row.add(t, cost)
+        row.add_sums(p.model, p.tokens, p.first, p.last)
     return [rows[k] for k in sorted(rows, key=lambda k: (k == UNDATED, k))]
 
 
-def session_rows(items: Iterable[Entry], f: Filters) -> list[Row]:
-    rows: dict[tuple[str, str], Row] = {}
-    for s, t, cost in items:
-        if not f.date_ok(t.timestamp):
-            continue
-        row = rows.get(s.key)
+def session_rows(store: Store, f: Filters) -> list[Row]:
+    rows: dict[int, Row] = {}
+    for p in tally.parts(store.ledger, f.scope(store), by_session=True):
+        assert p.session is not None
+        sid, agent, session_id, project = p.session
+        row = rows.get(sid)
         if row is None:
-            row = rows[s.key] = Row(key={"session_id": s.session_id, "agent": s.agent, "project": s.project})
-        row.add(t, cost)
+            row = rows[sid] = Row(key={"session_id": session_id, "agent": agent, "project": project})
+        row.add_sums(p.model, p.tokens, p.first, p.last)
     out = sorted(rows.values(), key=lambda r: (r.last, r.key["agent"], r.key["session_id"]))
     for r in out:
         r.extra = {"first_seen": iso(r.first) or None, "last_seen": iso(r.last) or None}
@@ -184,18 +195,18 @@ def block_rows(
     store: Store, f: Filters, now: float, token_limit: int | str | None = None
 ) -> tuple[list[Row], Row | None, int | None]:
     """Blocks bounded by every turn of the selected agents, tallying the project's turns only."""
-    everything = entries(store, f, project=False)
-    starts = blk.block_starts(sorted(t.timestamp for _, t, _ in everything))
+    bounds = replace(f.scope(store, project=False), since=None, until=None)
+    starts = blk.block_starts(tally.timestamps(store.ledger, bounds))
     active_start = blk.active_start(starts, now)
     tallies: dict[float | None, blk.Block] = {}
-    for s, t, cost in everything:
-        if not f.session_ok(s):
-            continue
-        start = blk.start_of(t.timestamp, starts)
+    counted = replace(f.scope(store), since=None, until=None)
+    for p in tally.parts(store.ledger, counted, bucket=tally.QUARTER):
+        # blocks start on the hour and last 5 hours: a quarter hour is wholly in one block
+        start = blk.start_of(p.bucket, starts) if p.bucket is not None else None
         b = tallies.get(start)
         if b is None:
             b = tallies[start] = blk.Block(start=start or 0.0)
-        b.add(t, cost)
+        b.add_sums(p.model, p.tokens, p.first, p.last)
     limit: int | None
     if token_limit == "max":
         limit = blk.max_completed([b for k, b in tallies.items() if k is not None], now) or None
@@ -210,14 +221,14 @@ def block_rows(
         if start is None and (f.since or f.until):
             continue
         row = Row(
-            key={
-                "start": iso(b.start) if start is not None else None,
-                "end": iso(b.end) if start is not None else None,
-            },
             tokens=b.tokens,
             by_model=b.by_model,
             first=b.first,
             last=b.last,
+            key={
+                "start": iso(b.start) if start is not None else None,
+                "end": iso(b.end) if start is not None else None,
+            },
             start=b.start if start is not None else 0.0,
         )
         row.extra = {
@@ -260,9 +271,9 @@ def build(
     if view == "blocks":
         rows, active, limit = block_rows(store, f, now, token_limit)
     elif view == "session":
-        rows = session_rows(entries(store, f), f)
+        rows = session_rows(store, f)
     elif view in PERIOD_KEYS:
-        rows = period_rows(entries(store, f), view, f)
+        rows = period_rows(store, view, f)
     else:
         raise ValueError(f"unknown report {view!r}")
     return Report(view, rows, Tokens.sum(r.tokens for r in rows), f.tz, active, limit)

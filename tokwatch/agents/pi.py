@@ -11,8 +11,9 @@ Traps handled here (docs/agents.md):
 * Forks copy entries verbatim into a new file (`/fork`, `createBranchedSession`; `--session
   <file>` copies all of them), and pi's v1->v2 migration rewrites a file in place with NEW entry
   ids. A request is therefore keyed by what every copy keeps identical: `message.timestamp`,
-  provider, model and the four raw counts. That key is the turn id (a rewrite replaces, never adds)
-  and `Turn.dedup_key` (a copy in another session is counted once, in the first session seen).
+  provider, model and the four raw counts. That key, with the session id, is the turn id (a
+  rewrite replaces, never adds), and alone it is `Turn.dedup_key` (a copy in another session is
+  counted once, in the first session seen).
 * `usage` depends on `message.api`: older pi builds stored Google's `promptTokenCount` (cache
   included) as `input` for `google-generative-ai` / `google-vertex`; newer ones subtract the cache.
   The provider's `totalTokens` tells the two apart (see `google_cache_inside`).
@@ -163,7 +164,9 @@ class Transcript:
         return Turn(
             agent=self.agent,
             session_id=self.session_id,
-            turn_id=key,
+            # (the session too: one OpenClaw database holds a session and its fork copies, and
+            # a file's turn ids must be unique in it)
+            turn_id=f"{self.session_id}|{key}",
             model=model,
             timestamp=ts,
             input=inp_n,

@@ -98,7 +98,9 @@ class KimiParser(LogParser):
         self.subagent = path.parent.parent.name == "subagents"
         self.session_dir = path.parents[2] if self.subagent else path.parent
         self.session_id = self.session_dir.name
-        share = self.session_dir.parent.parent
+        imported = self.session_dir.parent.name == "imported_sessions"
+        parents = self.session_dir.parents
+        share = parents[1] if imported or len(parents) < 3 else parents[2]
         self.model, self.provider_type = configured_model(share)
         self.project = work_dir(share, self.session_dir.parent.name)
 

@@ -342,3 +342,37 @@ def test_live_jsonl_and_database_are_followed(tmp_path: Path) -> None:
     finally:
         con.close()
     assert engine.store.totals().turns == 3
+
+
+def test_changes_found_by_rowid_without_scanning_every_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokwatch.agents import openclaw as oc
+
+    db = tmp_path / "openclaw-agent.sqlite"
+    con = make_db(db)
+    for sid in ("s1", "s2"):
+        put(con, sid, 0, header(sid))
+    put(con, "s1", 1, assistant(1, 100, 10))
+    put(con, "s2", 1, assistant(2, 200, 20))  # s2 holds the top rowid
+    p = OpenClawDbParser(db)
+    assert len(read_db(p)) == 2
+    full_scans: list[int] = []
+    real = OpenClawDbParser._scan_sessions
+    monkeypatch.setattr(oc.OpenClawDbParser, "_scan_sessions", lambda *a: full_scans.append(1) or real(*a))
+    put(con, "s2", 2, assistant(3, 300, 30))
+    assert [t.input for t in read_db(p)] == [300]
+    # s1 rewritten below the top: its rows come back with new, higher rowids (and a new request)
+    con.execute("DELETE FROM transcript_events WHERE session_id = 's1'")
+    for seq, ev in enumerate([header("s1"), assistant(1, 100, 10), assistant(4, 400, 40)], start=5):
+        put(con, "s1", seq, ev)
+    assert sorted(t.input for t in read_db(p)) == [100, 400]
+    assert full_scans == []
+    # rows deleted from the top and inserted again reuse rowids: the row at the watermark changed
+    con.execute("DELETE FROM transcript_events WHERE session_id = 's1'")
+    for seq, ev in enumerate([header("s1"), assistant(1, 100, 10), assistant(4, 400, 40), assistant(5, 500, 50)],
+                             start=20):  # fmt: skip
+        put(con, "s1", seq, ev)
+    assert 500 in [t.input for t in read_db(p)]
+    assert full_scans == [1]
+    con.close()

@@ -32,6 +32,7 @@ import glob
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -49,6 +50,8 @@ _BOOKKEEPING_MODELS = frozenset({"delivery-mirror", "gateway-injected"})
 #: OpenClaw compresses rows of at most 4 MiB; an archive is a whole transcript.
 MAX_ROW_BYTES = 4 << 20
 MAX_ARCHIVE_BYTES = 512 << 20
+#: The per-session scan runs at least this often (see `OpenClawDbParser._read`).
+FULL_SCAN_SECONDS = 30.0
 
 _rollouts_found: set[tuple[str, str]] = set()  # (agent dir, thread) whose Codex rollout exists
 
@@ -176,15 +179,25 @@ class OpenClawDbParser(LogParser):
         self.sigs: dict[str, list[int]] = {}  # session -> [rows, last seq, last rowid] as read
         self.sessions: dict[str, OpenClawTranscript] = {}
         self.archives: set[str] = set()  # "<session>|<generation>" archives already read
+        self.watermark = 0  # the largest rowid read
+        self.top_key = ""  # "<session>|<seq>" of the row at the watermark
+        self.full_scan_at = 0.0  # monotonic time of the last per-session scan; 0 = never
 
     def state(self) -> dict[str, object]:
         return {
+            "watermark": self.watermark,
+            "top": self.top_key,
             "sigs": self.sigs,
             "sessions": {sid: [t.project, t.model] for sid, t in self.sessions.items()},
             "archives": sorted(self.archives),
         }
 
     def restore(self, state: Mapping[str, object]) -> None:
+        w = state.get("watermark")
+        self.watermark = w if type(w) is int and w >= 0 else 0
+        top = state.get("top")
+        self.top_key = top if isinstance(top, str) else ""
+        self.full_scan_at = 0.0
         sigs = state.get("sigs")
         if isinstance(sigs, dict):
             self.sigs = {
@@ -232,37 +245,92 @@ class OpenClawDbParser(LogParser):
         cols = "rowid, seq, event_json"
         if "event_zstd" in columns(con, "transcript_events"):
             cols += ", event_zstd, event_utf8_bytes"
+        top = con.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
+        now = time.monotonic()
+        # The per-session scan reads the whole primary-key index (~0.2 s for 500k rows): on the
+        # first read, every FULL_SCAN_SECONDS, and when the row at the watermark is no longer the
+        # one read there (rows deleted from the top and inserted again reuse rowids a watermark
+        # would miss). Otherwise new rows are found by rowid above the watermark: rows deleted
+        # and inserted again below the top get new, higher rowids.
+        full = (
+            not self.full_scan_at
+            or now - self.full_scan_at >= FULL_SCAN_SECONDS
+            or top < self.watermark
+            or self._row_key(con, self.watermark) != self.top_key
+        )
         fallback = self._window_models(con)
+        if full:
+            self.full_scan_at = now
+            turns = self._scan_sessions(con, cols, fallback)
+        else:
+            turns = self._scan_new(con, cols, fallback)
+        self.watermark = top
+        self.top_key = self._row_key(con, top)
+        turns.extend(self._archived(con))
+        return turns
+
+    @staticmethod
+    def _row_key(con: sqlite3.Connection, rowid: int) -> str:
+        row = con.execute(
+            "SELECT session_id, seq FROM transcript_events WHERE rowid = ?", (rowid,)
+        ).fetchone()
+        return f"{row[0]}|{row[1]}" if row is not None else ""
+
+    def _scan_sessions(self, con: sqlite3.Connection, cols: str, fallback: dict[str, str]) -> list[Turn]:
+        """Every session whose row count, last seq or last rowid moved since it was read."""
         turns: list[Turn] = []
         groups = con.execute(
             "SELECT session_id, count(*), max(seq), max(rowid) FROM transcript_events GROUP BY session_id"
         ).fetchall()
         for sid, n, last_seq, last_row in groups:
-            if not isinstance(sid, str):
+            if not isinstance(sid, str) or self.sigs.get(sid) == [n, last_seq, last_row]:
                 continue
-            sig = [n, last_seq, last_row]
-            old = self.sigs.get(sid)
-            if old == sig:
-                continue
-            rows = None
-            if old is not None and n > old[0] and last_seq > old[1]:
-                rows = con.execute(
-                    f"SELECT {cols} FROM transcript_events WHERE session_id = ? AND seq > ? ORDER BY seq",
-                    (sid, old[1]),
-                ).fetchall()
-                if old[0] + len(rows) != n or max(r[0] for r in rows) != last_row:
-                    rows = None  # not a pure append: a rewrite replaced rows, read it whole
-            if rows is None:
-                rows = con.execute(
-                    f"SELECT {cols} FROM transcript_events WHERE session_id = ? ORDER BY seq", (sid,)
-                ).fetchall()
-            t = self._transcript(sid)
-            if not t.model and sid in fallback:
-                t.model = fallback[sid]
-            turns.extend(_entries(t, self._decoded(rows)))
-            self.sigs[sid] = sig
-        turns.extend(self._archived(con))
+            turns.extend(self._read_session(con, cols, fallback, sid, [n, last_seq, last_row]))
         return turns
+
+    def _scan_new(self, con: sqlite3.Connection, cols: str, fallback: dict[str, str]) -> list[Turn]:
+        """The sessions that have rows above the rowid watermark."""
+        sids = {
+            sid
+            for (sid,) in con.execute(
+                "SELECT DISTINCT session_id FROM transcript_events WHERE rowid > ?", (self.watermark,)
+            )
+            if isinstance(sid, str)
+        }
+        turns: list[Turn] = []
+        for sid in sorted(sids):
+            n, last_seq, last_row = con.execute(
+                "SELECT count(*), max(seq), max(rowid) FROM transcript_events WHERE session_id = ?", (sid,)
+            ).fetchone()
+            if self.sigs.get(sid) != [n, last_seq, last_row]:
+                turns.extend(self._read_session(con, cols, fallback, sid, [n, last_seq, last_row]))
+        return turns
+
+    def _read_session(
+        self, con: sqlite3.Connection, cols: str, fallback: dict[str, str], sid: str, sig: list[int]
+    ) -> list[Turn]:
+        """A session's rows after the last seq read when rows were only appended, else all of them
+        (a rewrite deletes and inserts rows again; re-reading is harmless, turns are keyed by
+        content)."""
+        n, last_seq, last_row = sig
+        old = self.sigs.get(sid)
+        rows = None
+        if old is not None and n > old[0] and last_seq > old[1]:
+            rows = con.execute(
+                f"SELECT {cols} FROM transcript_events WHERE session_id = ? AND seq > ? ORDER BY seq",
+                (sid, old[1]),
+            ).fetchall()
+            if old[0] + len(rows) != n or max(r[0] for r in rows) != last_row:
+                rows = None  # not a pure append
+        if rows is None:
+            rows = con.execute(
+                f"SELECT {cols} FROM transcript_events WHERE session_id = ? ORDER BY seq", (sid,)
+            ).fetchall()
+        t = self._transcript(sid)
+        if not t.model and sid in fallback:
+            t.model = fallback[sid]
+        self.sigs[sid] = sig
+        return list(_entries(t, self._decoded(rows)))
 
     @staticmethod
     def _decoded(rows: list[tuple[object, ...]]) -> Iterable[bytes | str]:
@@ -300,13 +368,20 @@ class OpenClawDbParser(LogParser):
         if not has_table(con, "session_transcript_archives"):
             return []
         turns: list[Turn] = []
-        for sid, gen, encoding, blob in con.execute(
-            "SELECT session_id, generation, encoding, archive_blob FROM session_transcript_archives"
-        ):
+        for sid, gen in con.execute(
+            "SELECT session_id, generation FROM session_transcript_archives"
+        ).fetchall():
             mark = f"{sid}|{gen}"
-            if mark in self.archives or not isinstance(sid, str) or not isinstance(blob, bytes):
+            if mark in self.archives or not isinstance(sid, str):
                 continue
+            row = con.execute(
+                "SELECT encoding, archive_blob FROM session_transcript_archives WHERE session_id = ? AND generation = ?",
+                (sid, gen),
+            ).fetchone()
             self.archives.add(mark)
+            encoding, blob = row if row is not None else (None, None)
+            if not isinstance(blob, bytes):
+                continue
             try:
                 data = zstd_decompress(blob, MAX_ARCHIVE_BYTES) if encoding == "zstd" else blob
             except BadLine:

@@ -128,7 +128,9 @@ class KimiParser(LogParser):
         return None
 
     def _has_own_file(self, agent: str) -> bool:
-        return "/" not in agent and os.path.exists(self.session_dir / "subagents" / agent / "wire.jsonl")
+        if "/" in agent or "\\" in agent or agent in (".", ".."):
+            return False  # not an agent id (a hostile line must not point elsewhere)
+        return os.path.exists(self.session_dir / "subagents" / agent / "wire.jsonl")
 
     def _status(self, p: dict[str, object], ts: object, sidechain: bool) -> Turn | None:
         usage = p.get("token_usage")

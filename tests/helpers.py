@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tokwatch.agents.base import LogParser
@@ -143,3 +143,54 @@ def turn(
     return Turn(
         agent=agent, session_id=session_id, turn_id=turn_id, model=model, timestamp=timestamp, **numbers
     )  # type: ignore[arg-type]
+
+
+class Following:
+    """`engine.follow` in a thread, every batch applied to the store and queued turn by turn.
+
+    Entering waits for `on_started` (the OS watches exist and the backfill gap is closed), so a
+    test writes only after that, never after a sleep; `wait_for` awaits the turn it expects.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        import queue
+        import threading
+
+        self.engine = engine
+        self.turns: queue.Queue[Turn] = queue.Queue()
+        self.started = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=engine.follow,
+            args=(self.stop, self._on_turns),
+            kwargs={"on_started": self.started.set},
+            daemon=True,
+        )
+
+    def _on_turns(self, turns: list[Turn]) -> None:
+        for t in self.engine.store.apply(turns).turns:
+            self.turns.put(t)
+
+    def __enter__(self) -> Following:
+        self.thread.start()
+        assert self.started.wait(10), "follow never started"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+    def wait_for(self, pred: Callable[[Turn], bool], timeout: float = 5.0) -> Turn:
+        import queue
+        import time
+
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                t = self.turns.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            if pred(t):
+                return t
+        raise AssertionError("no matching turn in time")

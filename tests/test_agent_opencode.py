@@ -527,3 +527,17 @@ def test_fuzz_message_json_only_badline() -> None:
             assert t.reasoning <= t.output
 
     check()
+
+
+def test_fork_copies_are_counted_once(tmp_path: Path) -> None:
+    """Upstream `Session.fork` copies every earlier message under a new id with the same
+    `time.created`, model and tokens (keeping the cost): one request, counted in one session."""
+    con = populated(tmp_path / "opencode.db")
+    add_session(con, "ses_fork", "/home/dev/proj")
+    put(con, "msg_f1", "ses_fork", assistant(3, 100, read=0, write=14000, cost=0.06), T0 + 5)
+    put(con, "msg_f2", "ses_fork", assistant(7, 70, created=T0 + 90), T0 + 6)  # the fork's own
+    con.close()
+    store = Store(make_pricer())
+    Engine(store, [tmp_path]).backfill()
+    assert store.totals().turns == 3 + 1  # ses_main 2, ses_child 1, and the fork's own request
+    assert store.sessions[("opencode", "ses_fork")].totals.output == 70

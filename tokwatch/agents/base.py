@@ -134,6 +134,15 @@ def count(d: Mapping[str, object], key: str) -> int:
     raise BadLine(f"bad count for {key}: {v!r}")
 
 
+def clamp_count(d: Mapping[str, object], key: str) -> int:
+    """`count` for agents that log a computed difference (pi's `prompt - cached`, Kimi's
+    `input_other`): a negative integer is clamped to 0, never a reason to drop the request."""
+    v = d.get(key)
+    if type(v) is int and v < 0:
+        return 0
+    return count(d, key)
+
+
 def load_object(data: bytes) -> dict[str, object]:
     """One JSON object from a line or document; anything else (not JSON, an array, …) is a BadLine."""
     try:

@@ -22,6 +22,12 @@ Traps handled here (docs/agents.md):
   the reasoning. `tokens.total` (the provider's total) tells the two apart when present.
 * The same message can exist both as a legacy JSON file and as a row after OpenCode migrated it:
   both give the same (session, message id) key, so it is counted once.
+* A fork (`Session.fork`) copies every earlier message into the new session under NEW message ids
+  with the same `time.created`, model and tokens: `Turn.dedup_key` (those values) counts each
+  request once, in the first session seen with it.
+
+Kilo CLI (`kilo.py`) is an OpenCode fork with the same tables: it reuses these parsers and this
+agent class with its own names (`app`, `db_env`, `db_names`).
 """
 
 from __future__ import annotations
@@ -33,14 +39,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import orjson
 
+from tokwatch.agents._sqlite import connect_ro, stat_database
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
 from tokwatch.core.tailer import Cursor
-
-_CHANNEL_DB = re.compile(r"^opencode-[A-Za-z0-9._-]+\.db$")
 
 #: Rows updated this long before the watermark are read again (writers commit out of order).
 SLACK_MS = 10_000
@@ -50,10 +56,11 @@ RECENT_ROWS = 2_000
 FULL_SCAN_SECONDS = 30.0
 #: Messages still streaming, re-read by id on every change until they complete.
 MAX_PENDING = 256
-BUSY_TIMEOUT = 0.25
 
 
-def message_turn(d: Mapping[str, object], msg_id: str, session_id: str, project: str = "") -> Turn | None:
+def message_turn(
+    d: Mapping[str, object], msg_id: str, session_id: str, project: str = "", agent: str = "opencode"
+) -> Turn | None:
     """An assistant message's JSON as a turn; None for user messages and requests not yet counted."""
     if d.get("role") != "assistant":
         return None
@@ -86,8 +93,14 @@ def message_turn(d: Mapping[str, object], msg_id: str, session_id: str, project:
     cost = d.get("cost")
     # 0 also means "subscription" or "free": only a positive stored cost is the agent's own price.
     extra = {"cost_usd": float(cost)} if isinstance(cost, int | float) and cost > 0 else {}
+    # A fork copies the message under a new id with these values unchanged (Kilo zeroes its cost).
+    dedup = (
+        f"{created}|{model}|{inp}|{out}|{reasoning}|{cache_read}|{cache_write}"
+        if type(created) is int and created > 0
+        else ""
+    )
     return Turn(
-        agent="opencode",
+        agent=agent,
         session_id=session_id,
         turn_id=msg_id,
         model=model if isinstance(model, str) and model else "unknown",
@@ -98,6 +111,7 @@ def message_turn(d: Mapping[str, object], msg_id: str, session_id: str, project:
         output=output,
         reasoning=min(reasoning, output),
         project=project,
+        dedup_key=dedup,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -107,6 +121,10 @@ class OpenCodeJsonParser(LogParser):
 
     Also reads the `{info, parts}` shape OpenCode's API and exports use (`info` is the message).
     """
+
+    def __init__(self, path: Path, agent: str = "opencode") -> None:
+        super().__init__(path)
+        self.agent = agent
 
     def parse_document(self, data: bytes) -> list[Turn]:
         d = load_object(data)
@@ -120,6 +138,7 @@ class OpenCodeJsonParser(LogParser):
             d,
             mid if isinstance(mid, str) and mid else self.path.stem,
             sid if isinstance(sid, str) and sid else parent,
+            agent=self.agent,
         )
         return [t] if t else []
 
@@ -127,8 +146,9 @@ class OpenCodeJsonParser(LogParser):
 class OpenCodeDbParser(LogParser):
     """The SQLite database: read-only queries for what changed since the watermark."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, agent: str = "opencode") -> None:
         super().__init__(path)
+        self.agent = agent
         self.watermark = 0  # the largest time_updated (ms) read so far
         self.pending: list[str] = []  # assistant messages not completed when last read
         self.projects: dict[str, str] = {}  # session id -> its directory
@@ -150,16 +170,8 @@ class OpenCodeDbParser(LogParser):
         raise NotImplementedError("a database is queried, not parsed")
 
     def read_changed(self, cursor: Cursor) -> list[Turn] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
+        if not stat_database(self.path, cursor):
             return None
-        cursor.dev, cursor.ino, cursor.size, cursor.mtime_ns = (
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-        )
         try:
             rows, projects = self._fetch()
         except sqlite3.Error:
@@ -168,24 +180,11 @@ class OpenCodeDbParser(LogParser):
             cursor.mtime_ns = 0
             return []
         self.projects.update(projects)
-        if os.path.exists(f"{self.path}-wal"):
-            # In WAL mode new rows land in the -wal file and the database file's size and mtime do
-            # not move until a checkpoint: make the engine's "unchanged?" test (database stat only)
-            # answer "changed", so a rescan or a warm start from the cache queries again.
-            cursor.mtime_ns = 0
         return self._turns(rows)
 
     # ------------------------------------------------------------------ queries
-    def _connect(self) -> sqlite3.Connection:
-        uri = f"{Path(os.path.abspath(self.path)).as_uri()}?mode=ro"
-        con = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-        )
-        con.execute("PRAGMA query_only = ON")
-        return con
-
     def _fetch(self) -> tuple[list[tuple[str, str, int, object]], dict[str, str]]:
-        con = self._connect()
+        con = connect_ro(self.path)
         try:
             cols = "id, session_id, time_updated, data FROM message"
             assistant = "instr(data, '\"assistant\"') > 0"
@@ -251,7 +250,7 @@ class OpenCodeDbParser(LogParser):
                     pending.pop(mid, None)
                 else:
                     pending[mid] = None
-                t = message_turn(d, mid, sid, self.projects.get(sid, ""))
+                t = message_turn(d, mid, sid, self.projects.get(sid, ""), self.agent)
             except (orjson.JSONDecodeError, BadLine):
                 continue  # one torn or odd row must not hide the others
             if t is not None:
@@ -270,17 +269,22 @@ class OpenCode(Agent):
     mode = "document"
     sniff_priority = 40
     suffixes = (".db", ".json")
+    #: The folder under `${XDG_DATA_HOME:-~/.local/share}` and the variable naming another database.
+    app: ClassVar[str] = "opencode"
+    db_env: ClassVar[str] = "OPENCODE_DB"
+    #: Database file names: the release channels' and `<app>-<channel>.db`.
+    db_names: ClassVar[re.Pattern[str]] = re.compile(r"^opencode(-[A-Za-z0-9._-]+)?\.db$")
 
     def __init__(self) -> None:
         self._databases: set[Path] = set()  # OPENCODE_DB overrides: databases with any name
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         xdg = env.get("XDG_DATA_HOME", "").strip()
-        data = (Path(os.path.expanduser(xdg)) if xdg else home / ".local" / "share") / "opencode"
-        dbs = [data / "opencode.db"]
+        data = (Path(os.path.expanduser(xdg)) if xdg else home / ".local" / "share") / self.app
+        dbs = [data / f"{self.app}.db"]
         with contextlib.suppress(OSError):
-            dbs += sorted(p for p in data.glob("opencode-*.db") if _CHANNEL_DB.match(p.name))
-        custom = env.get("OPENCODE_DB", "").strip()
+            dbs += sorted(p for p in data.glob("*.db") if p not in dbs and self._is_db(p))
+        custom = env.get(self.db_env, "").strip()
         if custom and custom != ":memory:":
             p = Path(os.path.expanduser(custom))
             p = p if p.is_absolute() else data / p
@@ -290,7 +294,7 @@ class OpenCode(Agent):
         return [*dbs, data / "storage" / "message"]
 
     def _is_db(self, path: Path) -> bool:
-        return path.name == "opencode.db" or bool(_CHANNEL_DB.match(path.name)) or path in self._databases
+        return bool(self.db_names.match(path.name)) or path in self._databases
 
     def owns_path(self, path: Path) -> bool:
         if path.suffix == ".json":
@@ -323,8 +327,8 @@ class OpenCode(Agent):
 
     def parser(self, path: Path) -> LogParser:
         if path.suffix == ".json":
-            return OpenCodeJsonParser(path)
-        return OpenCodeDbParser(path)
+            return OpenCodeJsonParser(path, self.name)
+        return OpenCodeDbParser(path, self.name)
 
 
 AGENT = OpenCode()

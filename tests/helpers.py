@@ -14,7 +14,7 @@ from pathlib import Path
 from tokwatch.agents.base import LogParser
 from tokwatch.core.models import Turn
 from tokwatch.core.pricing import Pricer
-from tokwatch.core.store import Store
+from tokwatch.core.store import Changes, Store
 from tokwatch.ingest.engine import Engine
 from tokwatch.ingest.setup import make_pricer
 
@@ -146,7 +146,7 @@ def turn(
 
 
 class Following:
-    """`engine.follow` in a thread, every batch applied to the store and queued turn by turn.
+    """`engine.follow` in a thread, every recorded batch's turns queued one by one.
 
     Entering waits for `on_started` (the OS watches exist and the backfill gap is closed), so a
     test writes only after that, never after a sleep; `wait_for` awaits the turn it expects.
@@ -167,9 +167,9 @@ class Following:
             daemon=True,
         )
 
-    def _on_turns(self, turns: list[Turn]) -> None:
-        for t in self.engine.store.apply(turns).turns:
-            self.turns.put(t)
+    def _on_turns(self, changes: Changes) -> None:
+        for c in changes.turns:
+            self.turns.put(c.turn)
 
     def __enter__(self) -> Following:
         self.thread.start()

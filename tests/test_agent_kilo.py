@@ -46,7 +46,7 @@ def test_forks_written_later_are_not_counted_again(tmp_path: Path) -> None:
     add_session(con, "ses_b", "/p")  # "(fork #1)": copies before the fork point, cost zeroed
     put(con, "msg_b1", "ses_b", assistant(10, 100, read=5000, cost=0.0), int(time.time() * 1000))
     put(con, "msg_b3", "ses_b", assistant(30, 300, read=7000, created=T0 + 99), int(time.time() * 1000))
-    engine.store.apply(engine.rescan())
+    engine.rescan()
     con.close()
     total = engine.store.totals()
     assert (total.turns, total.output) == (3, 100 + 200 + 300)

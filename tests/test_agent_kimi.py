@@ -177,4 +177,5 @@ def test_live_append_is_followed(tmp_path: Path) -> None:
         )
         t = f.wait_for(lambda t: t.turn_id.startswith("live-1"))
         assert t.context_tokens == 14077 and t.context_window == 262144
+    s = session_of(engine)  # (sessions are published anew with each batch)
     assert s.totals.turns == 4 and s.context_used == 14077

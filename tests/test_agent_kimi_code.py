@@ -106,7 +106,7 @@ def test_fork_and_in_place_rewrite_are_counted_once(tmp_path: Path) -> None:
     main = src / "agents" / "main" / "wire.jsonl"
     data = main.read_bytes()
     main.write_bytes(data.replace(b'"protocol_version": "1.4"', b'"protocol_version": "1.5"'))
-    engine.store.apply(engine.refresh([main]))
+    engine.refresh([main])
     assert engine.store.totals().turns == 27
 
 

@@ -173,7 +173,7 @@ def test_v1_file_migrated_in_place_with_new_ids_is_not_counted_twice(tmp_path: P
             json.dumps({**json.loads(raw), "id": f"{0xABC000 + n:08x}", "parentId": None}).encode()
         )
     write_lines(log, migrated)  # rewritten in place (the tailer sees a replaced file)
-    engine.store.apply(engine.refresh([log]))
+    engine.refresh([log])
     assert engine.store.totals().turns == 3
     assert engine.store.totals().output == 10 + 11 + 12
 
@@ -286,6 +286,7 @@ def test_live_append_is_followed(tmp_path: Path) -> None:
         append_bytes(log, message(7, usage, started=1777629700000) + b"\n")
         t = f.wait_for(lambda t: t.output == 77)
         assert t.agent == "pi" and t.session_id == s.session_id
+    s = engine.store.sessions[s.key]  # (sessions are published anew with each batch)
     assert s.totals.turns == 3 and s.context_used == 4 + 4230
 
 

@@ -467,6 +467,13 @@ class Ledger:
         saved = 0
         bad = 0
         try:
+            regular = stat.S_ISREG(os.stat(old).st_mode)
+        except OSError:
+            regular = False
+        if not regular:  # a FIFO or device: opening it would block
+            self.opened.lost = "it was not a regular file"
+            return
+        try:
             src = sqlite3.connect(f"file:{old}?mode=ro", uri=True, timeout=1)
         except sqlite3.Error as e:
             self.opened.lost = f"nothing could be read from it ({e})"

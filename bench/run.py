@@ -11,8 +11,8 @@ Results are printed as a table and saved to bench/out/results-<size>mb.json.
 
 Notes on method:
 - The OS page cache is warmed (every corpus file read once) before anything is timed, so "cold"
-  means "tokwatch's own cache is empty" (TOKWATCH_CACHE_DIR points at a fresh folder; a build
-  without a cache ignores the variable), not "disk cold".
+  means "tokwatch's own state is empty" (TOKWATCH_CACHE_DIR and TOKWATCH_DATA_DIR point at a fresh
+  folder: the cache of older builds, the ledger of newer ones), not "disk cold".
 - Every tool runs in a fresh process with HOME set to an empty folder, so no user config, cache or
   real agent logs leak in. Peak RSS comes from os.wait4() on that process.
 - Exports are written to a file in a temporary folder, never `-o /dev/null`: tokwatch writes
@@ -136,6 +136,8 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
         "NO_COLOR": "1",
     }
     env.update(extra)
+    if "TOKWATCH_CACHE_DIR" in extra:  # tokwatch's state: the cache (0.1) or the ledger (later)
+        env["TOKWATCH_DATA_DIR"] = extra["TOKWATCH_CACHE_DIR"]
     return env
 
 
@@ -302,8 +304,10 @@ def profile_export(target: Path, work: Path, top: int = 15) -> str:
     from tokwatch import cli
 
     dest = work / "export-profile.json"
-    saved = os.environ.get("TOKWATCH_CACHE_DIR")
-    os.environ["TOKWATCH_CACHE_DIR"] = str(work / "cache-profile")
+    names = ("TOKWATCH_CACHE_DIR", "TOKWATCH_DATA_DIR")
+    saved = {n: os.environ.get(n) for n in names}
+    for n in names:
+        os.environ[n] = str(work / "cache-profile")
     buf = io.StringIO()
     try:
         for kind in ("cold", "warm"):
@@ -317,10 +321,11 @@ def profile_export(target: Path, work: Path, top: int = 15) -> str:
             st.sort_stats("tottime").print_stats(top)
             st.sort_stats("cumulative").print_stats(top)
     finally:
-        if saved is None:
-            os.environ.pop("TOKWATCH_CACHE_DIR", None)
-        else:
-            os.environ["TOKWATCH_CACHE_DIR"] = saved
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
     return re.sub(r"\n{3,}", "\n\n", buf.getvalue())
 
 

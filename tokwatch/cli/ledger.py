@@ -82,7 +82,7 @@ def _info(ledger: Any) -> int:
 
 
 def _export(ledger: Any, args: argparse.Namespace) -> int:
-    from tokwatch.core.files import write_atomic
+    from tokwatch.core.atomic import write_atomic
     from tokwatch.output import ledger_dump
 
     items = ledger_dump.turns(ledger)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from tokwatch.core.files import write_atomic
+from tokwatch.core.atomic import write_atomic
 from tokwatch.core.models import Session, iso
 from tokwatch.core.store import Store
 from tokwatch.output.schema import ExportRow

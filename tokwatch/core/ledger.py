@@ -330,6 +330,11 @@ class Ledger:
         self.opened = Opened(path)
         self._db: sqlite3.Connection | None = None
         self._depth = 0
+        self._owner = 0  # the thread inside a write transaction
+        #: read connections: readers on other threads (views, reports) never wait for the writer
+        self._readers: list[sqlite3.Connection] = []
+        #: an in-memory ledger is a named shared-cache database, so readers can see it
+        self._memory_uri = f"file:tokwatch-ledger-{self.writer}?mode=memory&cache=shared"
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -353,7 +358,7 @@ class Ledger:
             if self._db is not None:
                 return self.opened
             if self.path is None:
-                self._db = self._connect(":memory:")
+                self._db = self._connect(self._memory_uri)
                 self._migrate(self._db)
                 return self.opened
             try:
@@ -394,11 +399,12 @@ class Ledger:
         return db
 
     def _connect(self, target: str) -> sqlite3.Connection:
+        memory = target == self._memory_uri
         db = sqlite3.connect(
-            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False, uri=memory
         )
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if target != ":memory:":
+        if not memory:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("ledger: journal mode is %s, not WAL", mode)
@@ -518,6 +524,10 @@ class Ledger:
 
     def close(self) -> None:
         with self.lock:
+            for r in self._readers:
+                with contextlib.suppress(sqlite3.Error):
+                    r.close()
+            self._readers.clear()
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.close()
@@ -538,36 +548,55 @@ class Ledger:
                     self._depth -= 1
                 return
             db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield db
             except BaseException:
-                self._depth = 0
+                self._depth = self._owner = 0
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 raise
-            self._depth = 0
+            self._depth = self._owner = 0
             db.execute("COMMIT")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read (one snapshot for several queries)."""
+        """A consistent read (one snapshot for several queries) on a connection of its own: a
+        report or a view's query never waits for the writer, nor the writer for it (WAL). Inside
+        this thread's own write transaction, that transaction's connection (it sees its writes)."""
+        if self._depth and self._owner == threading.get_ident():
+            yield self.db
+            return
+        self.open()
         with self.lock:
-            db = self.db
-            if self._depth:
-                yield db
-                return
+            db = self._readers.pop() if self._readers else self._reader()
+        try:
             db.execute("BEGIN")
             try:
                 yield db
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("COMMIT")
+        finally:
+            with self.lock:
+                if self._db is not None and len(self._readers) < 4:
+                    self._readers.append(db)
+                else:
+                    db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        if self.path is None:
+            db = self._connect(self._memory_uri)
+            db.execute("PRAGMA read_uncommitted=1")  # shared cache: never blocked by the writer's table locks
+        else:
+            db = self._connect(str(self.path))
+            db.execute("PRAGMA query_only=1")
+        return db
 
     # ---------------------------------------------------------------- meta
     def meta(self, key: str) -> str | None:
-        with self.lock:
-            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        with self.reading() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -582,8 +611,8 @@ class Ledger:
         """Every file's cursor, and how many records were unreadable (those files are read again)."""
         out: dict[str, FileRecord] = {}
         bad = 0
-        with self.lock:
-            rows = self.db.execute(
+        with self.reading() as db:
+            rows = db.execute(
                 "SELECT path, agent, dev, ino, size, mtime_ns, offset, fingerprint, fp_len, tail, state,"
                 " sessions, turns FROM files"
             ).fetchall()
@@ -605,15 +634,13 @@ class Ledger:
     # ---------------------------------------------------------------- sessions
     def session_rows(self, keys: Iterable[tuple[str, str]] | None = None) -> list[SessionRow]:
         """Session rows (all, or those named), with their folded state (None: to be folded again)."""
-        with self.lock:
+        with self.reading() as db:
             if keys is None:
-                rows = self.db.execute(
-                    "SELECT id, agent, session_id, version, state FROM sessions"
-                ).fetchall()
+                rows = db.execute("SELECT id, agent, session_id, version, state FROM sessions").fetchall()
             else:
                 rows = []
                 for agent, sid in keys:
-                    r = self.db.execute(
+                    r = db.execute(
                         "SELECT id, agent, session_id, version, state FROM sessions WHERE agent=? AND session_id=?",
                         (agent, sid),
                     ).fetchone()
@@ -625,8 +652,8 @@ class Ledger:
         self, session: int, agent: str, session_id: str
     ) -> tuple[list[tuple[Turn, int | None]], int]:
         """A session's turns in time order (with their costs), and how many rows were unreadable."""
-        with self.lock:
-            rows = self.db.execute(
+        with self.reading() as db:
+            rows = db.execute(
                 f"SELECT {TURN_COLUMNS} FROM turns WHERE session=? ORDER BY ts, turn_id", (session,)
             ).fetchall()
         out = []
@@ -639,8 +666,8 @@ class Ledger:
         return out, bad
 
     def count_turns(self) -> int:
-        with self.lock:
-            return int(self.db.execute("SELECT count(*) FROM turns").fetchone()[0])
+        with self.reading() as db:
+            return int(db.execute("SELECT count(*) FROM turns").fetchone()[0])
 
 
 INSERT_TURN = (

@@ -15,6 +15,7 @@ from tokwatch.cli.common import add_common, report_skips
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.core.cache import Cache
 from tokwatch.core.models import Turn
+from tokwatch.core.text import json_escape
 from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
@@ -116,7 +117,9 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
-    text = export.render(export.rows(engine.store), args.format)
+    text = export.render(
+        export.rows(engine.store), args.format, terminal=not args.output and sys.stdout.isatty()
+    )
     report_skips(engine)
     if args.output:
         try:
@@ -137,7 +140,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     out = sys.stdout
 
     def emit(obj: dict[str, object]) -> None:
-        out.write(orjson.dumps(obj).decode() + "\n")
+        out.write(json_escape(orjson.dumps(obj)) + "\n")
         out.flush()
 
     def ready() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ import orjson
 from tokwatch.core.blocks import BLOCK_SECONDS
 from tokwatch.core.cache import Cache, Loaded, default_cache_dir
 from tokwatch.core.models import Tokens, Turn
-from tokwatch.core.text import cost_text, duration
+from tokwatch.core.text import clean, cost_text, duration
 from tokwatch.reports.budgets import LOOKBACKS, BudgetState, Usage, midnight, usage_from_turns
 
 if TYPE_CHECKING:
@@ -129,8 +128,8 @@ def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | N
 
 
 def _text(v: object, limit: int = 40) -> str:
-    """Text from stdin or logs on a one-line display: no control characters, bounded length."""
-    s = re.sub(r"[\x00-\x1f\x7f]", " ", str(v)).strip()
+    """Text from stdin or logs on a one-line display: terminal-safe (`clean`), bounded length."""
+    s = clean(str(v).strip())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

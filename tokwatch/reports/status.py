@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.text import clean
 from tokwatch.reports.budgets import current_usage
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ def status_text(doc: Mapping[str, Any]) -> str:
     if s is None:
         lines.append("no session found")
     else:
-        lines.append(f"{s['agent']} {s['id']}  {s['project']}  {s['model'] or '(no model yet)'}")
+        model = clean(s["model"]) if s["model"] else "(no model yet)"
+        lines.append(f"{clean(s['agent'])} {clean(s['id'])}  {clean(s['project'])}  {model}")
     su = u["session"]
     lines.append(f"session:       {su['turns']} turns, {su['totalTokens']:,} tokens, {_usd(su['cost'])}")
     if u["lastTurn"]:

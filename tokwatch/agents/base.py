@@ -26,6 +26,10 @@ class BadLine(ValueError):
 class LogParser:
     """Per-file state; one instance per followed file, recreated when the file is truncated/replaced."""
 
+    #: Document agents: how many records (messages) the last `parse_document` skipped as malformed.
+    #: One bad message costs only itself; the engine shows the count with the skipped lines.
+    skipped: int = 0
+
     def __init__(self, path: Path) -> None:
         self.path = path
 

@@ -112,9 +112,14 @@ class GeminiParser(LogParser):
         if not isinstance(messages, list):
             raise BadLine("no messages list")
         turns = []
+        self.skipped = 0
         for m in messages:
             if isinstance(m, dict):
-                t = self._turn(m)
+                try:
+                    t = self._turn(m)
+                except BadLine:  # one malformed message: skipped and counted, the rest count
+                    self.skipped += 1
+                    continue
                 if t:
                     turns.append(t)
         return turns

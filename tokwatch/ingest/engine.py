@@ -593,9 +593,14 @@ class Engine:
                 f.skipped = 1
                 self.skips.by_file[path] = 1
                 return []
-            if f.skipped:
-                f.skipped = 0
-                self.skips.by_file.pop(path, None)
+            # (a document is read whole: its count is that of its malformed messages now)
+            bad = f.parser.skipped if turns is not None else 0
+            if f.skipped != bad:
+                f.skipped = bad
+                if bad:
+                    self.skips.by_file[path] = bad
+                else:
+                    self.skips.by_file.pop(path, None)
             if turns is None:
                 self._drop(path)
                 return []

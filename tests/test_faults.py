@@ -79,3 +79,102 @@ def test_a_fixed_document_clears_its_skipped_count(tmp_path: Path) -> None:
     path.write_text(good + " ")  # rewritten whole, now valid
     engine.refresh([path])
     assert engine.skips.lines == 0
+
+
+# ---------------------------------------------------------------- extreme times
+EXTREME = (
+    "9999-12-31T23:00:00Z",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999+00:00",
+    253402300799000,
+)
+
+
+def claude_log(root: Path, stamps: tuple[object, ...]) -> Path:
+    """A Claude session with one normal turn and one turn per (extreme) timestamp."""
+    d = root / "projects" / "-home-u-proj"
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / "s1.jsonl"
+    lines = []
+    for n, stamp in enumerate(("2026-03-26T09:55:00Z", *stamps)):
+        line = {
+            "type": "assistant",
+            "sessionId": "s1",
+            "timestamp": stamp,
+            "message": {
+                "id": f"m{n}",
+                "model": "claude-sonnet-4-5",
+                "usage": {"input_tokens": 10, "output_tokens": 1},
+            },
+        }
+        lines.append(json.dumps(line))
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TOKWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TOKWATCH_CONFIG", str(tmp_path / "config.toml"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "blocks"],
+        ["report", "blocks", "--json", "--token-limit", "max"],
+        ["report", "daily", "--tz", "Pacific/Kiritimati"],
+        ["report", "daily", "--tz", "Etc/GMT+12", "--json"],
+        ["report", "weekly", "--csv"],
+        ["report", "monthly"],
+        ["report", "session", "--tz", "Pacific/Kiritimati"],
+        ["report", "daily", "--since", "2026-01-01"],
+        ["export", "--format", "json"],
+        ["status", "--json"],
+    ],
+)
+def test_extreme_times_never_crash_a_view(
+    isolated: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Out-of-range times are undated (decided once, in `parse_ts`): every turn still counts."""
+    from tokwatch.cli.main import main
+
+    root = isolated / "claude"
+    claude_log(root, EXTREME)
+    at = 2 if argv[0] == "report" else 1
+    assert main([*argv[:at], str(root), *argv[at:]]) == 0
+    out = capsys.readouterr().out
+    if "--json" in argv and argv[0] == "report":
+        doc = json.loads(out)
+        assert doc["totals"]["turns"] == (1 if "--since" in argv else 1 + len(EXTREME))
+
+
+def test_extreme_times_are_undated_everywhere() -> None:
+    from tokwatch.agents.base import MAX_TS, parse_ts
+
+    for stamp in (*EXTREME, "3000-01-01T00:00:00Z", -5, 1e14 - 1, "1969-12-31T23:59:59Z"):
+        assert parse_ts(stamp) == 0.0, stamp
+    assert parse_ts("2999-12-31T23:59:59Z") == MAX_TS - 1
+    assert parse_ts("2026-03-26T09:55:00Z") == 1774518900.0
+
+
+async def test_dashboard_with_extreme_times(make_app: Any, ui_root: Path) -> None:
+    from test_ui import loaded
+
+    from tokwatch.ui.strip import TodayStrip
+
+    claude_log(ui_root / "claude", EXTREME)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.pause()
+        assert ("claude", "s1") in app.store.sessions
+        assert app.store.sessions[("claude", "s1")].totals.turns == 1 + len(EXTREME)
+        for key in app.store.sessions:
+            app.query_one("#detail").show(key)
+            await pilot.pause()
+        app.query_one(TodayStrip).refresh()
+        await pilot.pause(0.2)
+        assert app.usage is not None  # today and the block were computed
+        assert not [n for n in app._notifications if n.severity == "error"]

@@ -113,16 +113,28 @@ def env_paths(env: Mapping[str, str], var: str) -> list[Path] | None:
     return [Path(os.path.expanduser(p.strip())) for p in value.split(",") if p.strip()]
 
 
+#: Latest time a turn may carry: 3000-01-01T00:00:00Z. Every view (any zone, 5-hour blocks, ISO
+#: weeks) can represent it, unlike year 9999 plus a block or a zone offset.
+MAX_TS = 32503680000.0
+
+
 def parse_ts(value: object) -> float:
-    """ISO-8601 (with Z) or epoch milliseconds to unix seconds; 0.0 when absent or unreadable."""
+    """ISO-8601 (with Z) or epoch seconds/milliseconds to unix seconds; 0.0 (undated) when absent,
+    unreadable or out of range (before 1970 or from year 3000 on).
+
+    Decided here, once, so every view agrees: such a turn still counts (its tokens were billed)
+    but its time is unknown, so it lands in the reports' `unknown` row and no day, block or month.
+    """
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
+            ts = datetime.fromisoformat(value).timestamp()
+        except (ValueError, OverflowError, OSError):
             return 0.0
-    if isinstance(value, int | float) and value == value and 0 < value < 1e14:
-        return float(value) / 1000.0 if value > 1e11 else float(value)
-    return 0.0
+    elif isinstance(value, int | float) and value == value and 0 < value < 1e14:
+        ts = float(value) / 1000.0 if value > 1e11 else float(value)
+    else:
+        return 0.0
+    return ts if 0.0 < ts < MAX_TS else 0.0
 
 
 MAX_COUNT = 10**12

@@ -178,3 +178,30 @@ async def test_dashboard_with_extreme_times(make_app: Any, ui_root: Path) -> Non
         await pilot.pause(0.2)
         assert app.usage is not None  # today and the block were computed
         assert not [n for n in app._notifications if n.severity == "error"]
+
+
+# ---------------------------------------------------------------- absurd config prices
+@pytest.mark.parametrize("price", ["inf", "1e308", "-1", "nan", "1e6"])
+@pytest.mark.parametrize("command", [["export"], ["report", "daily"]])
+def test_absurd_config_prices_are_rejected_at_load(
+    isolated: Path, capsys: pytest.CaptureFixture[str], price: str, command: list[str]
+) -> None:
+    root = isolated / "claude"
+    claude_log(root, ())
+    (isolated / "config.toml").write_text(f'[prices."claude-sonnet-4-5"]\ninput = 3.0\noutput = {price}\n')
+    from tokwatch.cli.main import main
+
+    assert main([*command, str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid config" in err and "prices.claude-sonnet-4-5.output" in err
+
+
+def test_sane_config_prices_still_load(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = isolated / "claude"
+    claude_log(root, ())
+    (isolated / "config.toml").write_text('[prices."claude-sonnet-4-5"]\ninput = 3.0\noutput = 15\n')
+    from tokwatch.cli.main import main
+
+    assert main(["export", "--format", "json", str(root)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["cost_usd"] == pytest.approx((10 * 3.0 + 1 * 15) / 1e6)

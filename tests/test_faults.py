@@ -205,3 +205,83 @@ def test_sane_config_prices_still_load(isolated: Path, capsys: pytest.CaptureFix
     assert main(["export", "--format", "json", str(root)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["cost_usd"] == pytest.approx((10 * 3.0 + 1 * 15) / 1e6)
+
+
+# ---------------------------------------------------------------- FIFOs and devices where a file belongs
+def run_cli(*args: str, env: dict[str, str], stdin: bytes = b"", timeout: float = 60) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "tokwatch", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,  # a hang fails the test here
+        env={**os.environ, **env},
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "HOME": str(home),
+        "TOKWATCH_CACHE_DIR": str(tmp_path / "cache"),
+        "TOKWATCH_CONFIG": str(tmp_path / "config.toml"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
+
+
+def test_statusline_does_not_block_on_a_fifo_transcript(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    import os
+
+    root = tmp_path / "claude"
+    claude_log(root, ())
+    fifo = root / "projects" / "-home-u-proj" / "s2.jsonl"
+    os.mkfifo(fifo)
+    hook = json.dumps({"session_id": "s2", "transcript_path": str(fifo), "model": {"display_name": "Opus"}})
+    p = run_cli("statusline", str(root / "projects"), env=cli_env, stdin=hook.encode())
+    assert p.returncode == 0 and p.stdout.decode().startswith("Opus"), p.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_config_that_is_not_a_regular_file(tmp_path: Path, cli_env: dict[str, str], kind: str) -> None:
+    import os
+
+    config = {"fifo": tmp_path / "config.fifo", "device": Path("/dev/zero"), "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(config)
+    p = run_cli("export", "--config", str(config), str(tmp_path / "nothing"), env=cli_env)
+    assert p.returncode == 2
+    assert b"not a regular file" in p.stderr or b"Is a directory" in p.stderr, p.stderr
+
+
+def test_gemini_projects_fifo_does_not_block(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    import os
+
+    gemini_home = tmp_path / "ghome"
+    (gemini_home / ".gemini" / "tmp").mkdir(parents=True)
+    os.mkfifo(gemini_home / ".gemini" / "projects.json")
+    p = run_cli("export", env={**cli_env, "GEMINI_CLI_HOME": str(gemini_home)})
+    assert p.returncode == 0, p.stderr
+
+
+def test_status_reads_no_fifo_for_the_cwd(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from tokwatch.reports.status import _logged_cwd
+
+    fifo = tmp_path / "s.jsonl"
+    os.mkfifo(fifo)
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(_logged_cwd(fifo)), daemon=True)
+    t.start()
+    t.join(10)
+    blocked = t.is_alive()
+    if blocked:  # release it: open the writing end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not blocked and out == [""]

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tokwatch.fsio import read_regular
+
 #: The highest price accepted, in USD per million tokens (10 cents a token): hundreds of times any
 #: real model's. Above it is a typo, and `inf` or 1e308 would overflow every cost computed from it.
 MAX_PRICE = 100_000.0
@@ -107,7 +109,7 @@ def load_config(path: Path | None = None) -> Config:
     """The config at `path` (default location when None); defaults when the file does not exist."""
     path = default_config_path() if path is None else path
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)  # (a FIFO or a device named as the config must not hang us)
     except FileNotFoundError:
         return Config()
     except OSError as e:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
+from tokwatch.fsio import read_regular
 
 WINDOW = 1_048_576
 
@@ -22,7 +23,7 @@ WINDOW = 1_048_576
 def _project_names(home: Path) -> dict[str, str]:
     """`~/.gemini/projects.json` maps project paths to the slugs used as folder names (v0.29+)."""
     try:
-        data = json.loads((home / ".gemini" / "projects.json").read_text())
+        data = json.loads(read_regular(home / ".gemini" / "projects.json"))
     except (OSError, ValueError):
         return {}
     projects = data.get("projects", data) if isinstance(data, dict) else {}

@@ -9,7 +9,6 @@ on disk until its newline arrives. Nothing here parses JSON or knows about agent
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,10 @@ from enum import Enum
 from hashlib import blake2b
 from pathlib import Path
 from typing import BinaryIO
+
+from tokwatch.fsio import open_regular, stat_regular
+
+__all__ = ["Change", "Cursor", "open_cursor", "open_regular", "stat_regular"]
 
 FP_LEN = 1024  # JSONL lines share their first keys: 1 KiB reaches ids and timestamps
 TAIL_LEN = 64
@@ -48,31 +51,6 @@ def _give_buffer(buf: bytearray) -> None:
 
 def digest(head: bytes | bytearray | memoryview) -> bytes:
     return blake2b(head, digest_size=16).digest()
-
-
-def stat_regular(path: Path) -> os.stat_result | None:
-    """The file's stat if it is (still) a regular file; None if gone or anything else."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
-
-
-def open_regular(path: Path) -> BinaryIO | None:
-    """Open for reading only if it is a regular file: never blocks on a FIFO swapped in by a race."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return None
-        return os.fdopen(fd, "rb")
-    except OSError:
-        os.close(fd)
-        return None
 
 
 class Change(Enum):

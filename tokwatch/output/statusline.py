@@ -25,6 +25,7 @@ from tokwatch.core.blocks import BLOCK_SECONDS
 from tokwatch.core.cache import Cache, Loaded, default_cache_dir
 from tokwatch.core.models import Tokens, Turn
 from tokwatch.core.text import clean, cost_text, duration
+from tokwatch.fsio import open_binary, read_regular
 from tokwatch.reports.budgets import LOOKBACKS, BudgetState, Usage, midnight, usage_from_turns
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class ChainState:
 
     def load(self, now: float) -> float | None:
         try:
-            d = orjson.loads(self.path.read_bytes())
+            d = orjson.loads(read_regular(self.path))
             start = d["start"] if isinstance(d, dict) and d.get("roots") == self.roots else None
         except (OSError, ValueError, KeyError):
             return None
@@ -101,9 +102,9 @@ def read_hook_input(stream: Any) -> dict[str, Any]:
 def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | None:
     """The transcript's last main-chain billed turn, reading back from the end (256 KiB, then 4x)."""
     try:
-        size = os.stat(path).st_size
         span = TAIL_BYTES
-        with open(path, "rb") as f:
+        with open_binary(path) as f:  # (a FIFO named as the transcript must not hang the hook)
+            size = os.fstat(f.fileno()).st_size
             while True:
                 start = max(0, size - span)
                 f.seek(start)

@@ -24,6 +24,7 @@ import orjson
 
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.text import clean
+from tokwatch.fsio import read_regular
 from tokwatch.reports.budgets import current_usage
 
 if TYPE_CHECKING:
@@ -98,8 +99,7 @@ _CWD = re.compile(rb'"cwd"\s*:\s*("(?:[^"\\]|\\.)*")')
 def _logged_cwd(path: Path) -> str:
     """The working directory a log's first lines name (before any turn has set the project)."""
     try:
-        with open(path, "rb") as f:
-            m = _CWD.search(f.read(65536))
+        m = _CWD.search(read_regular(path, 65536))
         v = orjson.loads(m.group(1)) if m else ""
     except (OSError, ValueError):
         return ""

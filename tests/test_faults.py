@@ -285,3 +285,62 @@ def test_status_reads_no_fifo_for_the_cwd(tmp_path: Path) -> None:
     if blocked:  # release it: open the writing end
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     assert not blocked and out == [""]
+
+
+# ---------------------------------------------------------------- watch --jsonl | head -2
+def _claude_turn_line(n: int) -> bytes:
+    line = {
+        "type": "assistant",
+        "sessionId": "s1",
+        "timestamp": "2026-03-26T09:56:00Z",
+        "message": {
+            "id": f"new{n}",
+            "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    }
+    return json.dumps(line).encode() + b"\n"
+
+
+def test_watch_ends_at_once_when_its_reader_is_gone(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """`watch --jsonl | head -2`: the write after the reader left ends watch, quietly, with 141
+    (128 + SIGPIPE, as a shell reports a process killed by it); not 'polling instead'."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "claude"
+    log = claude_log(root, ())
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokwatch", "watch", "--jsonl", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **cli_env},
+    )
+    assert p.stdout is not None and p.stderr is not None
+    try:
+        assert json.loads(p.stdout.readline())["event"] == "ready"
+        with open(log, "ab") as f:
+            f.write(_claude_turn_line(1))
+        assert json.loads(p.stdout.readline())["event"] == "turn"
+        p.stdout.close()  # `head -2` exits
+        deadline = time.monotonic() + 30
+        n = 2
+        while p.poll() is None and time.monotonic() < deadline:
+            with open(log, "ab") as f:  # the next turn's write meets the closed pipe
+                f.write(_claude_turn_line(n))
+            n += 1
+            try:
+                p.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        assert p.returncode == 128 + signal.SIGPIPE, p.stderr.read()
+        err = p.stderr.read().decode()
+        assert "polling" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        p.stderr.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -168,7 +170,10 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:
-        return 0
+        # The reader is gone (`watch --jsonl | head -2`): end now, quietly, as a process killed by
+        # SIGPIPE reads to a shell (128 + 13). Later flushes of stdout go nowhere, not to stderr.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 128 + signal.SIGPIPE
     finally:
         engine.save_cache()
     return 0

@@ -710,15 +710,38 @@ class Engine:
         backfill and watching: from then on, no write is missed or reported late. `on_turns` is
         expected to apply the batch to the store before it returns; with `deferred`, it only
         hands the batch on, and whoever applies it calls `delivered_batch` afterwards.
-        """
-        callback = on_turns
 
+        An exception from a callback ends `follow` as it was raised: an OSError of the consumer's
+        (a closed stdout: BrokenPipeError) is never taken for the OS refusing to watch.
+        """
+        try:
+            self._follow(stop, on_turns, on_started, deferred)
+        except _ConsumerError as e:
+            raise e.error from None
+
+    def _follow(
+        self,
+        stop: threading.Event,
+        callback: Callable[[list[Turn]], None],
+        started_callback: Callable[[], None] | None,
+        deferred: bool,
+    ) -> None:
         def on_turns(turns: list[Turn]) -> None:
             self.emitted += 1
-            callback(turns)
+            try:
+                callback(turns)
+            except OSError as e:
+                raise _ConsumerError(e) from e
             if not deferred:
                 self.delivered += 1
             self._consistent = True
+
+        def on_started() -> None:
+            if started_callback is not None:
+                try:
+                    started_callback()
+                except OSError as e:
+                    raise _ConsumerError(e) from e
 
         def read(changed: list[Path], rescan: bool) -> list[Turn]:
             """Read a batch; until it is handed out (an interrupt in between), the store lags
@@ -743,8 +766,7 @@ class Engine:
             nonlocal started
             if not started:
                 started = True
-                if on_started:
-                    on_started()
+                on_started()
 
         while not stop.is_set():
             watched = self._watch_set()
@@ -796,6 +818,14 @@ class Engine:
                 log.warning("file watching unavailable (%s): polling instead", e)
                 self.watch_error = str(e)
                 force_polling = True
+
+
+class _ConsumerError(Exception):
+    """Carries an OSError raised by a `follow` callback past the handler of watch failures."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _read_entries(paths: list[str]) -> list[tuple[str, dict[str, object] | None, int]]:

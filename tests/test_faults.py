@@ -344,3 +344,107 @@ def test_watch_ends_at_once_when_its_reader_is_gone(tmp_path: Path, cli_env: dic
             p.kill()
         p.wait(timeout=30)
         p.stderr.close()
+
+
+# ---------------------------------------------------------------- SIGTERM / SIGHUP: a clean quit
+def _turns_after_deleting(log: Path, env: dict[str, str]) -> int:
+    """The next start, once the log is gone: only what the last run saved can count."""
+    log.unlink()
+    p = run_cli("export", "--format", "json", str(log.parents[2]), env=env)
+    assert p.returncode == 0, p.stderr
+    return sum(row["turns"] for row in json.loads(p.stdout))
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_watch_saves_on_sigterm_and_sighup(tmp_path: Path, cli_env: dict[str, str], sig: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "claude"
+    log = claude_log(root, ())
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokwatch", "watch", "--jsonl", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **cli_env},
+    )
+    assert p.stdout is not None
+    try:
+        assert json.loads(p.stdout.readline())["event"] == "ready"
+        with open(log, "ab") as f:
+            f.write(_claude_turn_line(1))
+        assert json.loads(p.stdout.readline())["event"] == "turn"  # read and applied
+        p.send_signal(getattr(signal, sig))
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        p.stdout.close()
+        assert p.stderr is not None
+        p.stderr.close()
+    assert _turns_after_deleting(log, cli_env) == 2
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_dashboard_saves_on_sigterm_and_sighup(tmp_path: Path, cli_env: dict[str, str], sig: str) -> None:
+    """The dashboard in a real pseudo-terminal: a turn shown on screen survives a kill of the
+    process and the deletion of its log."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "claude"
+    log = claude_log(root, ())
+    leader, follower = pty.openpty()
+    env = {**os.environ, **cli_env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokwatch", str(root)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+
+    def until_shown(text: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text not in seen:
+            assert time.monotonic() < deadline, f"{text!r} never shown"
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+
+    try:
+        until_shown(b"claude-sonnet-4-5")  # history is in, the session is shown
+        with open(log, "ab") as f:
+            f.write(_claude_turn_line(1).replace(b"claude-sonnet-4-5", b"zz-marker-model"))
+        until_shown(b"zz-marker-model")  # the new turn is on screen
+        p.send_signal(getattr(signal, sig))
+        deadline = time.monotonic() + 30
+        while p.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    os.read(leader, 65536)  # keep the terminal drained while it quits
+                except OSError:
+                    break
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        os.close(leader)
+    assert _turns_after_deleting(log, cli_env) == 2

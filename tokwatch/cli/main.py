@@ -165,6 +165,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
             emit(turn_event(store, t).model_dump())
 
     stop = threading.Event()
+    # SIGTERM and SIGHUP (systemd, `kill`, a closed terminal) end it like Ctrl-C: the final save runs.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         engine.follow(stop, on_turns, on_started=ready)
     except KeyboardInterrupt:
@@ -176,6 +178,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
         return 128 + signal.SIGPIPE
     finally:
         engine.save_cache()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

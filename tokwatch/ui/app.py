@@ -22,7 +22,10 @@ Data flow, and why it is safe:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -155,7 +158,23 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
+        self._trap_signals(True)
         self._run_engine()
+
+    def _trap_signals(self, on: bool) -> None:
+        """SIGTERM and SIGHUP (`kill`, systemd, a closed terminal) quit like `q`: the engine stops
+        and its final save runs, instead of the process dying with the run's turns unsaved."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                if on:
+                    loop.add_signal_handler(sig, self._quit_on_signal)
+                else:
+                    loop.remove_signal_handler(sig)
+
+    def _quit_on_signal(self) -> None:
+        self._stop_engine()
+        self.exit()
 
     def format_title(self, title: str, sub_title: str) -> Content:
         """The header: the selected session, plus discreet `demo` and `⚠ N skipped` marks (all literal)."""
@@ -382,6 +401,7 @@ class TokwatchApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop_engine()
+        self._trap_signals(False)
 
     # ------------------------------------------------------------------ selection
     @on(SessionList.Selected)

@@ -448,3 +448,69 @@ def test_dashboard_saves_on_sigterm_and_sighup(tmp_path: Path, cli_env: dict[str
         p.wait(timeout=30)
         os.close(leader)
     assert _turns_after_deleting(log, cli_env) == 2
+
+
+# ---------------------------------------------------------------- memory of one huge line
+def test_one_huge_valid_line_costs_little_memory(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """A valid 30 MB assistant line of `[{},{},…]` (10 million empty objects): its turn counts,
+    and the export's peak RSS stays far below what building the array costs (~1 GB)."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "claude"
+    log = claude_log(root, ())
+    head = json.loads(log.read_text().splitlines()[0])
+    head["message"]["id"] = "huge"
+    head["message"]["content"] = []
+    line = json.dumps(head).encode().replace(b'"content": []', b'"content": [' + b"{}," * 9_999_999 + b"{}]")
+    with open(log, "ab") as f:
+        f.write(line + b"\n")
+    assert len(line) > 30_000_000
+    out = tmp_path / "out.json"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokwatch", "export", "--format", "json", "-o", str(out), str(root)],
+        env={**os.environ, **cli_env},
+    )
+    _, status, usage = os.wait4(p.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sum(r["turns"] for r in json.loads(out.read_bytes())) == 2
+    peak_mb = usage.ru_maxrss / 1024
+    assert peak_mb < 400, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_record_reads_fields_exactly_as_orjson() -> None:
+    import orjson
+
+    from tokwatch.agents.base import MAX_FIELD, BadLine, Record
+
+    rec = Record({"a": None, "n": {"x": None, "y": None}})
+    samples = [
+        b'{"a": 1, "n": {"x": [1, {"k": "v"}], "z": [{}, {}]}, "skip": [1, 2, {"q": 3}]}',
+        b'{"a": "\\u00e9\\t", "n": "a string", "b": 2}',
+        b'{"a": null, "n": [1, 2]}',
+        b'{"n": {"y": 1.5, "x": -3}, "a": {"deep": {"er": [true, false]}}}',
+    ]
+    for s in samples:
+        want = orjson.loads(s)
+        got = rec.load(s)
+        assert set(got) == set(want) & {"a", "n"}
+        assert got["a" if "a" in got else "n"] is not None or want.get("a") is None
+        if isinstance(want.get("n"), dict):
+            assert got["n"] == {k: v for k, v in want["n"].items() if k in ("x", "y")}
+        else:
+            assert got.get("n") == want.get("n")
+        assert got.get("a") == want.get("a")
+        big = s[:-1] + b', "pad": "' + b"p" * MAX_FIELD + b'"}'  # the two-pass path of long lines
+        assert rec.load(big) == got
+    for bad in (
+        b"[1]",
+        b'{"a": NaN}',
+        b'{"a": 1',
+        b'{"skip": "\xff"}',
+        b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ):
+        with pytest.raises(BadLine):
+            rec.load(bad)
+    with pytest.raises(BadLine):  # a field read may not be longer than MAX_FIELD
+        rec.load(b'{"a": "' + b"x" * (MAX_FIELD + 1) + b'"}')

@@ -13,11 +13,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, Record, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
 from tokwatch.fsio import read_regular
 
 WINDOW = 1_048_576
+#: The fields a JSONL record's `feed` reads; message content and tool calls are never built.
+RECORD = Record(
+    dict.fromkeys(("sessionId", "projectHash", "type", "tokens", "id", "model", "timestamp"))
+    | {"$set": dict.fromkeys(("sessionId", "projectHash"))}
+)
 
 
 def _project_names(home: Path) -> dict[str, str]:
@@ -94,7 +99,7 @@ class GeminiParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         if "$set" in d:
             s = d["$set"]
             if isinstance(s, dict):

@@ -305,6 +305,7 @@ def _claude_turn_line(n: int) -> bytes:
 def test_watch_ends_at_once_when_its_reader_is_gone(tmp_path: Path, cli_env: dict[str, str]) -> None:
     """`watch --jsonl | head -2`: the write after the reader left ends watch, quietly, with 141
     (128 + SIGPIPE, as a shell reports a process killed by it); not 'polling instead'."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -332,10 +333,8 @@ def test_watch_ends_at_once_when_its_reader_is_gone(tmp_path: Path, cli_env: dic
             with open(log, "ab") as f:  # the next turn's write meets the closed pipe
                 f.write(_claude_turn_line(n))
             n += 1
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
         assert p.returncode == 128 + signal.SIGPIPE, p.stderr.read()
         err = p.stderr.read().decode()
         assert "polling" not in err and "Traceback" not in err and "Exception ignored" not in err, err

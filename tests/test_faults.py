@@ -513,3 +513,28 @@ def test_record_reads_fields_exactly_as_orjson() -> None:
             rec.load(bad)
     with pytest.raises(BadLine):  # a field read may not be longer than MAX_FIELD
         rec.load(b'{"a": "' + b"x" * (MAX_FIELD + 1) + b'"}')
+
+
+# ---------------------------------------------------------------- export -o keeps the file's mode
+@pytest.mark.parametrize("existing", [0o644, 0o640, 0o600, None])
+def test_export_output_keeps_the_mode(
+    isolated: Path, capsys: pytest.CaptureFixture[str], existing: int | None
+) -> None:
+    import os
+
+    from tokwatch.cli.main import main
+
+    root = isolated / "claude"
+    claude_log(root, ())
+    out = isolated / "usage.csv"
+    if existing is not None:
+        out.write_text("old\n")
+        out.chmod(existing)
+    old = os.umask(0o027)
+    try:
+        assert main(["export", "-o", str(out), str(root)]) == 0
+    finally:
+        os.umask(old)
+    want = existing if existing is not None else 0o644 & ~0o027
+    assert out.stat().st_mode & 0o7777 == want
+    assert out.read_text().startswith("agent,")

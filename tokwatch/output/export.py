@@ -97,15 +97,36 @@ def render(items: Iterable[ExportRow], fmt: str, terminal: bool = False) -> str:
     return to_json(items) if fmt == "json" else to_csv(items, terminal)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (os.umask sets it, and
+    another thread may be creating a file meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
     A reader (or a crash, or a full disk) never sees a half-written snapshot; on error the
-    temporary file is removed and the old file is left untouched.
+    temporary file is removed and the old file is left untouched. The file keeps the mode an
+    existing one had; a new one gets 0644 less the umask, like any file a shell creates.
     """
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o644 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, mode)  # (mkstemp makes it 0600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

@@ -312,7 +312,8 @@ def test_statusline_cleans_text_for_one_line(claude_home: Path) -> None:
     h = hook(gateway(claude_home), model={"display_name": "Evil\n\x1b[2Jmodel"})
     d = statusline.statusline_data(h, Config(), [claude_home], ts("2026-11-21T15:46:00Z"), UTC, None)
     line = statusline.render_line(d)
-    assert "\n" not in line and "\x1b" not in line and line.startswith("Evil  [2Jmodel │")
+    # visible, not acted on (issue 12): the control characters are shown as escapes
+    assert "\n" not in line and "\x1b" not in line and line.startswith("Evil\\n\\x1b[2Jmodel │")
 
 
 def _statusline(

@@ -8,8 +8,17 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tokwatch.fsio import read_regular
+
+#: The highest price accepted, in USD per million tokens (10 cents a token): hundreds of times any
+#: real model's. Above it is a typo, and `inf` or 1e308 would overflow every cost computed from it.
+MAX_PRICE = 100_000.0
+#: A price in USD per million tokens: a finite number from 0 to MAX_PRICE.
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
 class Budget(BaseModel):
@@ -17,7 +26,7 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tokens: int | None = Field(default=None, gt=0)
-    usd: float | None = Field(default=None, gt=0)
+    usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one(self) -> Budget:
@@ -45,22 +54,22 @@ class PriceTier(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     start: int = Field(gt=0)
-    input: float | None = Field(default=None, ge=0)
-    output: float | None = Field(default=None, ge=0)
-    cache_read: float | None = Field(default=None, ge=0)
-    cache_write: float | None = Field(default=None, ge=0)
-    cache_write_1h: float | None = Field(default=None, ge=0)
+    input: Price | None = None
+    output: Price | None = None
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    cache_write_1h: Price | None = None
 
 
 class PriceOverride(BaseModel):
     """A model's prices in USD per million tokens; unset cache prices fall back to `input`."""
 
     model_config = ConfigDict(extra="forbid")
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_read: float | None = Field(default=None, ge=0)
-    cache_write: float | None = Field(default=None, ge=0)
-    cache_write_1h: float | None = Field(default=None, ge=0)
+    input: Price
+    output: Price
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    cache_write_1h: Price | None = None
     tiers: list[PriceTier] = Field(default_factory=list)
 
 
@@ -102,7 +111,7 @@ def load_config(path: Path | None = None) -> Config:
     """The config at `path` (default location when None); defaults when the file does not exist."""
     path = default_config_path() if path is None else path
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)  # (a FIFO or a device named as the config must not hang us)
     except FileNotFoundError:
         return Config()
     except OSError as e:

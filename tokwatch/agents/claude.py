@@ -11,11 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
+from tokwatch.agents.base import (
+    Agent,
+    BadLine,
+    LogParser,
+    Record,
+    as_dict,
+    count,
+    env_paths,
+    load_object,
+    parse_ts,
+)
 from tokwatch.core.models import Turn
 
 WINDOW = 200_000
 WINDOW_1M = 1_000_000
+#: The fields `feed` reads; message content, tool results and the rest are never built.
+RECORD = Record(
+    dict.fromkeys(
+        ("type", "isApiErrorMessage", "sessionId", "cwd", "requestId", "uuid", "timestamp", "isSidechain")
+    )
+    | {"message": dict.fromkeys(("id", "model", "usage"))}
+)
 
 
 class ClaudeParser(LogParser):
@@ -38,7 +55,7 @@ class ClaudeParser(LogParser):
     def feed(self, line: bytes) -> list[Turn]:
         if b'"assistant"' not in line:
             return []
-        d = load_object(line)
+        d = load_object(line, RECORD)
         if d.get("type") != "assistant":
             return []
         msg = as_dict(d.get("message"))

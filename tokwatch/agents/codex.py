@@ -13,10 +13,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, LogParser, as_dict, count, load_object, parse_ts
+from tokwatch.agents.base import Agent, LogParser, Record, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
 
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+#: The fields `feed` reads; instructions, messages and tool output are never built.
+RECORD = Record(
+    {"type": None, "timestamp": None, "payload": dict.fromkeys(("type", "info", "model", "id", "cwd"))}
+)
 _USAGE_KEYS = (
     "input_tokens",
     "cached_input_tokens",
@@ -55,7 +59,7 @@ class CodexParser(LogParser):
         self.window = w if isinstance(w, int) else 0
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         kind = d.get("type")
         payload = d.get("payload")
         if kind == "event_msg":

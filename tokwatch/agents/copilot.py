@@ -24,7 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
+from tokwatch.agents.base import (
+    Agent,
+    BadLine,
+    LogParser,
+    Record,
+    as_dict,
+    count,
+    env_paths,
+    load_object,
+    parse_ts,
+)
 from tokwatch.core.models import Turn
 
 
@@ -43,6 +53,30 @@ def split(total: int, weights: list[int]) -> list[int]:
     for i in by_fraction[:rest]:
         shares[i] += 1
     return shares
+
+
+#: The fields `feed` reads; message content and tool calls are never built.
+RECORD = Record(
+    {
+        "type": None,
+        "id": None,
+        "timestamp": None,
+        "data": dict.fromkeys(
+            (
+                "messageId",
+                "model",
+                "outputTokens",
+                "modelMetrics",
+                "currentModel",
+                "currentTokens",
+                "sessionId",
+                "context",
+                "newModel",
+                "tokenLimit",
+            )
+        ),
+    }
+)
 
 
 class CopilotParser(LogParser):
@@ -94,7 +128,7 @@ class CopilotParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         kind = d.get("type")
         if kind == "assistant.message":
             return self._message(as_dict(d.get("data")), d)

@@ -13,16 +13,22 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
+from tokwatch.agents.base import Agent, BadLine, LogParser, Record, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
+from tokwatch.fsio import read_regular
 
 WINDOW = 1_048_576
+#: The fields a JSONL record's `feed` reads; message content and tool calls are never built.
+RECORD = Record(
+    dict.fromkeys(("sessionId", "projectHash", "type", "tokens", "id", "model", "timestamp"))
+    | {"$set": dict.fromkeys(("sessionId", "projectHash"))}
+)
 
 
 def _project_names(home: Path) -> dict[str, str]:
     """`~/.gemini/projects.json` maps project paths to the slugs used as folder names (v0.29+)."""
     try:
-        data = json.loads((home / ".gemini" / "projects.json").read_text())
+        data = json.loads(read_regular(home / ".gemini" / "projects.json"))
     except (OSError, ValueError):
         return {}
     projects = data.get("projects", data) if isinstance(data, dict) else {}
@@ -93,7 +99,7 @@ class GeminiParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         if "$set" in d:
             s = d["$set"]
             if isinstance(s, dict):
@@ -112,9 +118,14 @@ class GeminiParser(LogParser):
         if not isinstance(messages, list):
             raise BadLine("no messages list")
         turns = []
+        self.skipped = 0
         for m in messages:
             if isinstance(m, dict):
-                t = self._turn(m)
+                try:
+                    t = self._turn(m)
+                except BadLine:  # one malformed message: skipped and counted, the rest count
+                    self.skipped += 1
+                    continue
                 if t:
                     turns.append(t)
         return turns

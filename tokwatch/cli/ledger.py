@@ -86,7 +86,8 @@ def _export(ledger: Any, args: argparse.Namespace) -> int:
     from tokwatch.output import ledger_dump
 
     items = ledger_dump.turns(ledger)
-    chunks = ledger_dump.to_jsonl(items) if args.format == "jsonl" else ledger_dump.to_csv(items)
+    terminal = not args.output and sys.stdout.isatty()
+    chunks = ledger_dump.to_jsonl(items) if args.format == "jsonl" else ledger_dump.to_csv(items, terminal)
     if args.output:
         try:
             write_atomic(args.output, b"".join(chunks))
@@ -102,7 +103,7 @@ def _export(ledger: Any, args: argparse.Namespace) -> int:
 
 
 def _import(store: Any, args: argparse.Namespace) -> int:
-    from tokwatch.core.tailer import open_regular
+    from tokwatch.fsio import open_regular
     from tokwatch.output import ledger_dump
 
     f = open_regular(args.file)

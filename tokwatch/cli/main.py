@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from tokwatch import __version__
 from tokwatch.cli.common import add_common, report_skips
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.core.store import Changes
+from tokwatch.core.text import json_escape
 from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
@@ -101,7 +104,9 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
-    text = export.render(export.rows(engine.store), args.format)
+    text = export.render(
+        export.rows(engine.store), args.format, terminal=not args.output and sys.stdout.isatty()
+    )
     report_skips(engine)
     if args.output:
         try:
@@ -122,7 +127,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     out = sys.stdout
 
     def emit(obj: dict[str, object]) -> None:
-        out.write(orjson.dumps(obj).decode() + "\n")
+        out.write(json_escape(orjson.dumps(obj)) + "\n")
         out.flush()
 
     def ready() -> None:
@@ -144,12 +149,20 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
             emit(turn_event(c).model_dump())
 
     stop = threading.Event()
+    # SIGTERM and SIGHUP (systemd, `kill`, a closed terminal) end it like Ctrl-C: the final save runs.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         engine.follow(stop, on_changes, on_started=ready)
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:
-        return 0
+        # The reader is gone (`watch --jsonl | head -2`): end now, quietly, as a process killed by
+        # SIGPIPE reads to a shell (128 + 13). Later flushes of stdout go nowhere, not to stderr.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 128 + signal.SIGPIPE
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -88,7 +88,7 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         sys.stdout.write(report_render.to_json(rep, args.breakdown))
     elif args.csv:
-        sys.stdout.write(report_render.to_csv(rep, args.breakdown))
+        sys.stdout.write(report_render.to_csv(rep, args.breakdown, terminal=sys.stdout.isatty()))
     else:
         from rich.console import Console
 

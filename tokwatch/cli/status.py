@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tokwatch.core.text import json_escape
 from tokwatch.reports.status import find_target, norm_dir, status_doc, status_text
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     doc = status_doc(engine.store, find_target(engine, args.session, cwd), config, time.time(), tz)
     report_skips(engine)
     if args.json:
-        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        sys.stdout.write(json_escape(orjson.dumps(doc)) + "\n")
     else:
         sys.stdout.write(status_text(doc))
     return 0

@@ -146,9 +146,11 @@ def read(f: Followed, skips: Skips, first: bool = False) -> list[Turn] | None:
             f.skipped = 1
             skips.set(path, 1)
             return []
-        if f.skipped:
-            f.skipped = 0
-            skips.set(path, 0)
+        # (a document is read whole: its count is that of its malformed messages now)
+        bad = f.parser.skipped if turns is not None else 0
+        if f.skipped != bad:
+            f.skipped = bad
+            skips.set(path, bad)
         if turns is None:
             return None
         f.dirty = True

@@ -18,7 +18,7 @@ import orjson
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
 from tokwatch.core.store import Store
-from tokwatch.core.tailer import open_regular
+from tokwatch.fsio import open_regular
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import orjson
 
 from tokwatch.core.ledger import TURN_COLUMNS, Ledger, turn_from_row
 from tokwatch.core.models import MAX_TS, MIN_TS, Turn, iso
+from tokwatch.core.text import clean, json_escape
 
 FORMAT = "tokwatch-ledger"
 VERSION = 1
@@ -71,13 +72,20 @@ def record(t: Turn, cost: int | None) -> dict[str, object]:
 
 
 def to_jsonl(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+    """JSON lines; characters a terminal would act on are `\\u` escapes (the same JSON value)."""
     yield orjson.dumps({"format": FORMAT, "version": VERSION}) + b"\n"
     for t, cost in items:
-        yield orjson.dumps(record(t, cost)) + b"\n"
+        yield json_escape(orjson.dumps(record(t, cost))).encode() + b"\n"
 
 
-def to_csv(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+def to_csv(items: Iterable[tuple[Turn, int | None]], terminal: bool = False) -> Iterator[bytes]:
+    """CSV with the export's formula guard; on a terminal, log text is `clean()`ed."""
     from tokwatch.output.export import guard_cell
+
+    def cell(v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return guard_cell(clean(v) if terminal else v)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

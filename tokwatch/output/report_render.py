@@ -16,7 +16,7 @@ import orjson
 
 from tokwatch.core import blocks as blk
 from tokwatch.core.models import Tokens
-from tokwatch.core.text import compact, cost_text, duration, money, num
+from tokwatch.core.text import clean, compact, cost_text, duration, json_escape, money, num
 from tokwatch.reports.report import KEY_NAMES, TOKEN_COLUMNS, UNDATED, Report, Row, to_local, zone_name
 
 if TYPE_CHECKING:
@@ -56,10 +56,10 @@ def row_dict(r: Row, breakdown: bool = False) -> dict[str, Any]:
 
 def to_json(rep: Report, breakdown: bool = False) -> str:
     doc = {"rows": [row_dict(r, breakdown) for r in rep.rows], "totals": token_fields(rep.totals)}
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return json_escape(orjson.dumps(doc, option=orjson.OPT_INDENT_2)) + "\n"
 
 
-def _csv_cell(v: Any) -> Any:
+def _csv_cell(v: Any, terminal: bool = False) -> Any:
     from tokwatch.output.export import guard_cell
 
     if v is None:
@@ -67,12 +67,14 @@ def _csv_cell(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.9f}".rstrip("0").rstrip(".") or "0"
     if isinstance(v, str):
-        return guard_cell(v)
+        return guard_cell(clean(v) if terminal else v)
     return v
 
 
-def to_csv(rep: Report, breakdown: bool = False) -> str:
-    """One line per row (per row and model with `--breakdown`): no totals line, so columns sum."""
+def to_csv(rep: Report, breakdown: bool = False, terminal: bool = False) -> str:
+    """One line per row (per row and model with `--breakdown`): no totals line, so columns sum.
+
+    `terminal`: the text is for a terminal, so log text is made safe (`clean`); a file keeps it whole."""
     key_cols = list(rep.rows[0].key) if rep.rows else _empty_key(rep.view)
     if rep.view == "session":
         key_cols += ["first_seen", "last_seen"]
@@ -89,7 +91,7 @@ def to_csv(rep: Report, breakdown: bool = False) -> str:
         )
         for label, t in parts:
             nums = token_fields(t)
-            w.writerow([_csv_cell(v) for v in [*keys, label, *(nums[c] for c in TOKEN_COLUMNS)]])
+            w.writerow([_csv_cell(v, terminal) for v in [*keys, label, *(nums[c] for c in TOKEN_COLUMNS)]])
     return buf.getvalue()
 
 
@@ -127,7 +129,7 @@ class Col:
 def _plain(v: object) -> Any:
     from rich.text import Text
 
-    return Text(str(v))  # literal: text from logs is never markup
+    return Text(clean(str(v)))  # literal and terminal-safe: text from logs is never markup nor escapes
 
 
 def _num_col(header: str, attr: str, drop: int = 0) -> Col:
@@ -249,7 +251,7 @@ def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
                 cells: list[Any] = []
                 for i, c in enumerate(cols):
                     if i == label:
-                        cells.append(Text("└ " + m, style="dim"))
+                        cells.append(Text("└ " + clean(m), style="dim"))
                     elif c.numeric and c.header != "% limit":
                         cells.append(c.cell(rep, r, mt, small))
                     else:

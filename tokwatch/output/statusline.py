@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -26,8 +25,8 @@ import orjson
 from tokwatch.core.blocks import BLOCK_SECONDS
 from tokwatch.core.ledger import Ledger
 from tokwatch.core.models import Tokens, Turn
-from tokwatch.core.tailer import stat_regular
-from tokwatch.core.text import cost_text, duration
+from tokwatch.core.text import clean, cost_text, duration
+from tokwatch.fsio import open_binary, stat_regular
 from tokwatch.reports.budgets import BudgetState, Usage, midnight, usage_in
 from tokwatch.reports.tally import Scope
 
@@ -86,9 +85,9 @@ def read_hook_input(stream: Any) -> dict[str, Any]:
 def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | None:
     """The transcript's last main-chain billed turn, reading back from the end (256 KiB, then 4x)."""
     try:
-        size = os.stat(path).st_size
         span = TAIL_BYTES
-        with open(path, "rb") as f:
+        with open_binary(path) as f:  # (a FIFO named as the transcript must not hang the hook)
+            size = os.fstat(f.fileno()).st_size
             while True:
                 start = max(0, size - span)
                 f.seek(start)
@@ -113,8 +112,8 @@ def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | N
 
 
 def _text(v: object, limit: int = 40) -> str:
-    """Text from stdin or logs on a one-line display: no control characters, bounded length."""
-    s = re.sub(r"[\x00-\x1f\x7f]", " ", str(v)).strip()
+    """Text from stdin or logs on a one-line display: terminal-safe (`clean`), bounded length."""
+    s = clean(str(v).strip())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

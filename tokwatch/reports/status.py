@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.text import clean
+from tokwatch.fsio import read_regular
 from tokwatch.reports.budgets import current_usage
 
 if TYPE_CHECKING:
@@ -97,8 +99,7 @@ _CWD = re.compile(rb'"cwd"\s*:\s*("(?:[^"\\]|\\.)*")')
 def _logged_cwd(path: Path) -> str:
     """The working directory a log's first lines name (before any turn has set the project)."""
     try:
-        with open(path, "rb") as f:
-            m = _CWD.search(f.read(65536))
+        m = _CWD.search(read_regular(path, 65536))
         v = orjson.loads(m.group(1)) if m else ""
     except (OSError, ValueError):
         return ""
@@ -206,7 +207,8 @@ def status_text(doc: Mapping[str, Any]) -> str:
     if s is None:
         lines.append("no session found")
     else:
-        lines.append(f"{s['agent']} {s['id']}  {s['project']}  {s['model'] or '(no model yet)'}")
+        model = clean(s["model"]) if s["model"] else "(no model yet)"
+        lines.append(f"{clean(s['agent'])} {clean(s['id'])}  {clean(s['project'])}  {model}")
     su = u["session"]
     lines.append(f"session:       {su['turns']} turns, {su['totalTokens']:,} tokens, {_usd(su['cost'])}")
     if u["lastTurn"]:

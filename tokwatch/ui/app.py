@@ -21,7 +21,10 @@ Data flow, and why it is safe:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +45,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from tokwatch.config import Config
 from tokwatch.core.models import Session
 from tokwatch.core.store import Changes, SessionKey
+from tokwatch.core.text import clean
 from tokwatch.ingest.engine import Engine, Progress
 from tokwatch.output import export
 from tokwatch.reports import budgets
@@ -153,7 +157,23 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
+        self._trap_signals(True)
         self._run_engine()
+
+    def _trap_signals(self, on: bool) -> None:
+        """SIGTERM and SIGHUP (`kill`, systemd, a closed terminal) quit like `q`: the engine stops
+        and its final save runs, instead of the process dying with the run's turns unsaved."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                if on:
+                    loop.add_signal_handler(sig, self._quit_on_signal)
+                else:
+                    loop.remove_signal_handler(sig)
+
+    def _quit_on_signal(self) -> None:
+        self._stop_engine()
+        self.exit()
 
     def format_title(self, title: str, sub_title: str) -> Content:
         """The header: the selected session, plus discreet `demo` and `⚠ N skipped` marks (all literal)."""
@@ -255,13 +275,15 @@ class TokwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """Worker failures surface here, in one place (exit_on_error=False keeps the app up)."""
         if event.worker.group == "engine" and event.state is WorkerState.ERROR:
-            self.notify(f"Reading logs failed: {event.worker.error}", severity="error", markup=False)
+            self.notify(clean(f"Reading logs failed: {event.worker.error}"), severity="error", markup=False)
         elif event.worker.group == "usage" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._usage_running = False
             if event.state is WorkerState.ERROR and not self._usage_failed:
                 self._usage_failed = True  # said once: the next batch tries again anyway
                 self.notify(
-                    f"Counting today's usage failed: {event.worker.error}", severity="error", markup=False
+                    clean(f"Counting today's usage failed: {event.worker.error}"),
+                    severity="error",
+                    markup=False,
                 )
 
     # ------------------------------------------------------------------ today, block, budgets
@@ -340,7 +362,7 @@ class TokwatchApp(App[None]):
         for c in crossings:
             title = "Budget"
             if session is not None:
-                title = f"Budget · {session.agent} · {fmt.project_name(session.project)}"
+                title = f"Budget · {clean(session.agent)} · {fmt.project_name(session.project)}"
             self.notify(
                 c.message(),
                 title=title,
@@ -377,6 +399,7 @@ class TokwatchApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop_engine()
+        self._trap_signals(False)
 
     # ------------------------------------------------------------------ selection
     @on(SessionList.Selected)
@@ -394,12 +417,13 @@ class TokwatchApp(App[None]):
                 short = fmt.short_id(s.session_id)
                 # The project gives way first: agent and the 8-character id always fit whole
                 # (the header also holds the clock, the subtitle and the loading spinner).
-                room = self.size.width - len(s.agent) - len(short) - len(self.sub_title) - 28
+                agent = clean(s.agent)
+                room = self.size.width - len(agent) - len(short) - len(self.sub_title) - 28
                 limit = max(6, min(TITLE_PROJECT_MAX, room))
                 name = fmt.project_name(s.project)
                 if len(name) > limit:
                     name = name[: limit - 1] + "…"
-                self.title = f"{s.agent} · {name} · {short}"
+                self.title = f"{agent} · {name} · {short}"
 
     def _update_side_title(self) -> None:
         sessions = self._main.query_one(SessionList)
@@ -428,7 +452,7 @@ class TokwatchApp(App[None]):
     def _empty_text(self) -> Text:
         if not self.loaded:
             return Text("Reading history…", style="dim")
-        roots = "\n".join(f"  {r}" for r in self.engine.roots)
+        roots = "\n".join(f"  {clean(str(r))}" for r in self.engine.roots)
         if self.store.sessions:
             return Text("No session matches the filter.", style="dim")
         return Text.assemble(
@@ -488,10 +512,10 @@ class TokwatchApp(App[None]):
             rows = export.rows(self.store)
             export.write_atomic(path, export.to_csv(rows))
         except OSError as e:
-            self.notify(f"Export failed: {e}", title="Export", severity="error", markup=False)
+            self.notify(clean(f"Export failed: {e}"), title="Export", severity="error", markup=False)
             return
         self.last_export = path
-        self.notify(f"{len(rows)} rows written to {path.absolute()}", title="Exported", markup=False)
+        self.notify(clean(f"{len(rows)} rows written to {path.absolute()}"), title="Exported", markup=False)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -529,7 +553,7 @@ class TokwatchApp(App[None]):
             (move, "next / previous session (the main pane follows)"),
             (key("toggle_active", "a"), "all sessions / active only"),
             (key("filter", "/"), "filter by project, model or agent (Enter keeps it, Esc clears)"),
-            (key("export", "e"), f"write a CSV snapshot to {self.export_dir}"),
+            (key("export", "e"), f"write a CSV snapshot to {clean(str(self.export_dir))}"),
             (key("skipped", "!"), "list the log lines that could not be read, by file"),
             (key("help", "?"), "this help"),
             ("ctrl+p", "command palette: themes, export, filter…"),
@@ -544,7 +568,9 @@ class TokwatchApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand(
-            "Export CSV snapshot", f"Write tokwatch-*.csv to {self.export_dir}", self.action_export
+            "Export CSV snapshot",
+            f"Write tokwatch-*.csv to {clean(str(self.export_dir))}",
+            self.action_export,
         )
         yield SystemCommand(
             "Toggle active sessions only", "All sessions / active only", self.action_toggle_active

@@ -22,6 +22,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.store import SessionKey, Store
+from tokwatch.core.text import clean
 from tokwatch.ui import format as fmt
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.
@@ -149,7 +150,7 @@ class LastTurn(Widget):
             "  ",
             (fmt.ago(t.timestamp, self.clock()), "dim"),
             "  ",
-            Text(t.model),
+            Text(clean(t.model)),
             (" (subagent)", "dim") if t.sidechain else "",
         )
         parts: list[tuple[str, str]] = [
@@ -187,7 +188,7 @@ MODEL_COLUMNS_NARROW = (("turns", "Turns", 5), ("total", "Tokens", 6), ("cost", 
 def model_cells(
     model: str, t: Tokens, columns: tuple[tuple[str, str, int], ...], name_width: int
 ) -> list[Text]:
-    cells = [fmt.fit(Text(model), name_width)]
+    cells = [fmt.fit(Text(clean(model)), name_width)]
     for key, _, width in columns:
         if key == "cost":
             value = fmt.cost(t)

@@ -14,6 +14,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from tokwatch.core.models import Session, Tokens
+from tokwatch.core.text import clean
 
 #: Shown where a number is unknown (an en dash).
 DASH = "\u2013"
@@ -93,18 +94,19 @@ def duration(seconds: float) -> str:
 
 
 def project_name(project: str) -> str:
-    """The last folder of a project path (POSIX, ~ or Windows); any other name whole, as written."""
+    """The last folder of a project path (POSIX, ~ or Windows); any other name whole, as written
+    (terminal-safe: see `clean`)."""
     looks_like_path = project.startswith(("/", "~", "\\")) or (
         len(project) > 2 and project[1:3] in (":\\", ":/")
     )
     if not looks_like_path:
-        return project or DASH
+        return clean(project) or DASH
     parts = [p for p in project.replace("\\", "/").split("/") if p]
-    return parts[-1] if parts else project
+    return clean(parts[-1] if parts else project)
 
 
 def short_id(session_id: str) -> str:
-    return session_id[:8]
+    return clean(session_id[:8])
 
 
 def level(percent: float | None) -> str:
@@ -191,7 +193,7 @@ def entry(s: Session, now: float, active: bool, width: int, one_line: bool) -> T
     or after its time (two lines).
     """
     marker = Text("● ", style="bold green") if active else Text("· ", style="dim")
-    agent = fit(Text(s.agent, style="bold"), AGENT_WIDTH - 1) + Text(" ")
+    agent = fit(Text(clean(s.agent), style="bold"), AGENT_WIDTH - 1) + Text(" ")
     name = Text(project_name(s.project))
     when = Text(ago(s.last_seen, now), style="" if active else "dim")
     money = cost(s.totals)

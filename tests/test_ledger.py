@@ -556,3 +556,51 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_same_size_rewrite_in_place_is_not_taken_for_unchanged(tmp_path: Path, data: Path) -> None:
+    """A Codex log overwritten in place (same inode, same size) whose first KiB and the bytes just
+    before the old offset are unchanged (Codex repeats identical `turn_context` lines): the new
+    turn is counted, the old one stays (billed), at a warm start and live."""
+    sid = "019c0000-0000-7000-8000-00000000beef"
+    log = (
+        tmp_path
+        / "logs"
+        / "codex"
+        / "sessions"
+        / "2026"
+        / "03"
+        / "01"
+        / f"rollout-2026-03-01T10-00-00-{sid}.jsonl"
+    )
+    log.parent.mkdir(parents=True)
+    meta = orjson.dumps(
+        {"timestamp": "2026-03-01T10:00:00.000Z", "type": "session_meta", "payload": {"id": sid, "cwd": "/p"}}
+    )
+    context = orjson.dumps(
+        {"timestamp": "2026-03-01T10:00:00.000Z", "type": "turn_context", "payload": {"model": "gpt-5-codex"}}
+    )
+    pad = orjson.dumps(
+        {"type": "response_item", "payload": {"text": "x" * 1200}}
+    )  # the first KiB never changes
+
+    def count(ts: str, inp: int, out: int) -> bytes:
+        usage = {"input_tokens": inp, "cached_input_tokens": 0, "output_tokens": out}
+        return orjson.dumps({"timestamp": ts, "type": "event_msg", "payload": {"type": "token_count", "info": {
+            "total_token_usage": {**usage, "total_tokens": inp + out}, "last_token_usage": usage}}})  # fmt: skip
+
+    first = count("2026-03-01T10:00:01.000Z", 111, 222)
+    second = count("2026-03-01T10:00:02.000Z", 333, 444)
+    assert len(first) == len(second)
+    log.write_bytes(b"\n".join([meta, pad, context, first, context]) + b"\n")
+    live = _engine(tmp_path / "logs", data)
+    st = log.stat()
+    with open(log, "r+b") as f:
+        f.write(b"\n".join([meta, pad, context, second, context]) + b"\n")
+    os.utime(log, ns=(st.st_mtime_ns + 10**8, st.st_mtime_ns + 10**8))  # a later write, same size
+    assert log.stat().st_size == st.st_size
+    warm = _engine(tmp_path / "logs", data)
+    key = ("codex", sid)
+    assert (warm.store.sessions[key].totals.turns, warm.store.sessions[key].totals.input) == (2, 111 + 333)
+    live.refresh([log])
+    assert (live.store.sessions[key].totals.turns, live.store.sessions[key].totals.output) == (2, 222 + 444)

@@ -22,7 +22,7 @@ from tokwatch.fsio import open_regular, stat_regular
 __all__ = ["Change", "Cursor", "open_cursor", "open_regular", "stat_regular"]
 
 FP_LEN = 1024  # JSONL lines share their first keys: 1 KiB reaches ids and timestamps
-TAIL_LEN = 64
+TAIL_LEN = 4096  # the bytes before the offset whose digest a rewrite in place must match
 CHUNK = 1 << 20
 MAX_LINE = 256 << 20  # a line longer than this is not a log record we can afford to parse
 _KEEP = 4 * CHUNK  # read buffers up to this size are kept for the next file (not the odd huge one)
@@ -53,6 +53,16 @@ def digest(head: bytes | bytearray | memoryview) -> bytes:
     return blake2b(head, digest_size=16).digest()
 
 
+def tail_digest(raw: bytes | bytearray | memoryview) -> bytes:
+    """What a cursor keeps of the bytes before its offset: their digest and their length."""
+    return digest(raw) + len(raw).to_bytes(4, "big")
+
+
+def tail_length(tail: bytes) -> int:
+    """How many bytes before the offset `tail` covers (a 20-byte digest form, or raw bytes)."""
+    return int.from_bytes(tail[16:], "big") if len(tail) == 20 else len(tail)
+
+
 class Change(Enum):
     SAME = "same"
     GROWN = "grown"  # new bytes after the offset
@@ -70,7 +80,9 @@ class Cursor:
     mtime_ns: int = 0
     fingerprint: bytes = b""  # digest of the file's first `fp_len` bytes
     fp_len: int = 0
-    tail: bytes = b""  # the bytes just before `offset`: a rewrite in place changes them
+    #: A digest of the bytes just before `offset` and how many (`tail_digest`): a rewrite in place
+    #: changes them. (Records from tokwatch 0.1 hold the 64 raw bytes instead: still compared.)
+    tail: bytes = b""
     oversized: int = 0  # lines passed over for being longer than MAX_LINE
     #: Bytes after `offset` already read and known to hold no newline: a line still being written.
     #: The next read looks for its newline only in what came after them (not in the whole line
@@ -89,8 +101,13 @@ class Cursor:
         if st.st_size < self.offset:
             self._reset(st)
             return Change.RESET
-        if st.st_size == self.size and st.st_mtime_ns == self.mtime_ns:
-            return Change.SAME
+        if st.st_size == self.size:
+            if st.st_mtime_ns == self.mtime_ns:
+                return Change.SAME
+            # the same size written again: rewritten in place (an append changes the size), even
+            # where the first KiB and the bytes before the offset read the same
+            self._reset(st)
+            return Change.RESET
         if not self.same_content():
             self._reset(st)
             return Change.RESET
@@ -121,8 +138,10 @@ class Cursor:
                 if len(head) != self.fp_len or digest(head) != self.fingerprint:
                     return False
                 if self.tail:
-                    f.seek(self.offset - len(self.tail))
-                    return f.read(len(self.tail)) == self.tail
+                    n = tail_length(self.tail)
+                    f.seek(self.offset - n)
+                    raw = f.read(n)
+                    return raw == self.tail if n == len(self.tail) else tail_digest(raw) == self.tail
         except OSError:
             return False
         return True
@@ -213,7 +232,8 @@ class Cursor:
                     with memoryview(buf) as mv:
                         self.fingerprint = digest(mv[: self.fp_len])
                 self.offset += end + 1
-                self.tail = bytes(buf[max(0, end + 1 - TAIL_LEN) : end + 1])
+                with memoryview(buf) as mv:
+                    self.tail = tail_digest(mv[max(0, end + 1 - TAIL_LEN) : end + 1])
                 yield buf, end
                 have = filled - end - 1
                 if have:
@@ -248,7 +268,7 @@ class Cursor:
         self.offset = len(data)
         self.fp_len = min(FP_LEN, len(data))
         self.fingerprint = digest(data[: self.fp_len])
-        self.tail = data[-TAIL_LEN:]
+        self.tail = tail_digest(data[-TAIL_LEN:])
         return data
 
 

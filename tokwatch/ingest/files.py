@@ -90,6 +90,8 @@ def resume(path: Path, rec: FileRecord, st: os.stat_result | None = None) -> Fol
         return None
     if cursor.size < rec.offset:
         return None
+    if cursor.size == rec.size and cursor.mtime_ns != rec.mtime_ns:
+        return None  # the same size written again: rewritten in place (see `Cursor.check`)
     unchanged = (cursor.size, cursor.mtime_ns) == (rec.size, rec.mtime_ns)
     cursor.offset, cursor.fingerprint, cursor.fp_len, cursor.tail = (
         rec.offset,

@@ -249,8 +249,10 @@ class Cline(Agent):
         data = _data_dir(env, home)
         # (the extension has no storage-path setting; its standalone host keeps tasks in the data dir)
         storages = {data, *global_storage(env, home, EXTENSION)}
-        self._dirs = (storages, {_sessions_dir(env, home)})
-        return self._dirs
+        found = (storages, {_sessions_dir(env, home)})
+        old = self._dirs or (set(), set())
+        self._dirs = (old[0] | found[0], old[1] | found[1])
+        return found
 
     def dirs(self) -> tuple[set[Path], set[Path]]:
         """Computed on first use too: a backfill worker process never calls `roots()`."""

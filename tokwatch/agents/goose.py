@@ -362,7 +362,7 @@ class Goose(Agent):
         # other readers also look here (older builds' platform folders): harmless extra places
         out.append(home / "Library" / "Application Support" / "goose" / "sessions")
         out.append(data / "Block" / "goose" / "sessions")
-        self._dirs = set(out)
+        self._dirs = (self._dirs or set()) | set(out)  # (every call's: tests and commands may differ)
         return out
 
     def dirs(self) -> set[Path]:

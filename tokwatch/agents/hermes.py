@@ -243,7 +243,7 @@ class Hermes(Agent):
         homes = [root]
         with contextlib.suppress(OSError):
             homes += sorted(p.parent for p in (root / "profiles").glob("*/state.db"))
-        self._homes = set(homes)
+        self._homes = (self._homes or set()) | set(homes)
         return homes
 
     def homes(self) -> set[Path]:

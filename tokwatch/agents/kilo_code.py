@@ -32,8 +32,9 @@ class KiloCode(Agent):
         self._storages: set[Path] | None = None
 
     def _known(self, env: Mapping[str, str], home: Path) -> set[Path]:
-        self._storages = {*global_storage(env, home, EXTENSION), *custom_storage(env, home, SETTING)}
-        return self._storages
+        found = {*global_storage(env, home, EXTENSION), *custom_storage(env, home, SETTING)}
+        self._storages = (self._storages or set()) | found
+        return found
 
     def storages(self) -> set[Path]:
         """Computed on first use too: a backfill worker process never calls `roots()`."""

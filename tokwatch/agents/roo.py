@@ -33,8 +33,9 @@ class Roo(Agent):
 
     def _known(self, env: Mapping[str, str], home: Path) -> set[Path]:
         cli = home / ".vscode-mock" / "global-storage"  # the Roo CLI's stand-in for VS Code
-        self._storages = {cli, *global_storage(env, home, EXTENSION), *custom_storage(env, home, SETTING)}
-        return self._storages
+        found = {cli, *global_storage(env, home, EXTENSION), *custom_storage(env, home, SETTING)}
+        self._storages = (self._storages or set()) | found
+        return found
 
     def storages(self) -> set[Path]:
         """Computed on first use too: a backfill worker process never calls `roots()`."""

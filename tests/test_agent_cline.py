@@ -467,3 +467,22 @@ def test_export_shows_the_classic_and_sdk_sessions(
     rows = [r for r in json.loads(capsys.readouterr().out) if r["agent"] == "cline"]
     assert {r["session_id"] for r in rows} == {"1767644900000", "1760534070000", "1784094124598_rruoq"}
     assert sum(r["turns"] for r in rows if r["session_id"] == "1767644900000") == 11
+
+
+def test_usage_messages_fast_path_equals_a_full_parse() -> None:
+    """Cline writes `JSON.stringify(uiMessages)` (compact): only the usage messages are parsed.
+    The excerpt fixtures are pretty-printed: those are parsed whole, with the same result."""
+    from tokwatch.agents._vscode import usage_messages
+
+    says = {"api_req_started", "deleted_api_reqs", "subagent_usage", "api_req_finished"}
+    for path in (CLINE_PROVIDER, DEEPSEEK):
+        messages = json.loads(path.read_bytes())
+        assert usage_messages(path.read_bytes()) is None  # pretty-printed: the whole-file path
+        compact = json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()
+        fast = usage_messages(compact)
+        assert fast == [m for m in messages if m.get("type") == "say" and m.get("say") in says]
+        p = AGENT.parser(CLINE_PROVIDER)
+        assert p.parse_document(compact) == AGENT.parser(CLINE_PROVIDER).parse_document(path.read_bytes())
+    # a nested object with its own "ts", or another key order: the cut fails, the whole file is read
+    odd = b'[{"ts":1,"type":"say","say":"text","x":[{"ts":2},{"ts":3}]},{"type":"say","ts":4,"say":"api_req_started","text":"{}"}]'
+    assert usage_messages(odd) is None

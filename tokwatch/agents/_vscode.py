@@ -189,6 +189,49 @@ _MODEL_TAG = re.compile(r"<model>([^<]{1,200})</model>")
 PROJECT_HEAD = 256 << 10  # the first user message names the folder: read no further for it
 
 
+_NEEDLES = tuple(b'"say":"' + say.encode() + b'"' for say in sorted(_USAGE_SAYS))
+_START, _NEXT = b'{"ts":', b'},{"ts":'
+
+
+def usage_messages(data: bytes) -> list[dict[str, object]] | None:
+    """The usage-bearing messages of a compact `ui_messages.json`, each parsed alone.
+
+    The file is mostly text (tool output, file contents, reasoning); its few usage messages are
+    found by their `"say":"…"` bytes, which cannot occur inside a JSON string (a quote there is
+    escaped), and cut out between their `{"ts":` and the next message's `},{"ts":`. Anything not
+    laid out that way (pretty-printed, other key order, a nested object with a `ts`) makes a cut
+    fail to parse as that one message: None, and the caller parses the whole file.
+    """
+    if not data.startswith(b'[{"ts":') or b'": "' in data[:4096]:
+        return None
+    hits = sorted(i for needle in _NEEDLES for i in _find_all(data, needle))
+    out: list[dict[str, object]] = []
+    for pos in hits:
+        start = data.rfind(_START, 0, pos)
+        end = data.find(_NEXT, pos)
+        chunk = data[start : end + 1] if end >= 0 else data[start:].rstrip().removesuffix(b"]")
+        try:
+            m = orjson.loads(chunk)
+        except orjson.JSONDecodeError:
+            return None
+        if (
+            not isinstance(m, dict)
+            or m.get("type") != "say"
+            or b'"say":"' + str(m.get("say")).encode() + b'"' not in data[pos : pos + 40]
+        ):
+            return None
+        out.append(m)
+    return out
+
+
+def _find_all(data: bytes, needle: bytes) -> list[int]:
+    out, i = [], data.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = data.find(needle, i + len(needle))
+    return out
+
+
 def _json_text(v: object) -> dict[str, object] | None:
     if not isinstance(v, str) or not v.startswith("{"):
         return None
@@ -363,12 +406,14 @@ class TaskParser(LogParser):
 
     # ------------------------------------------------------------------ parsing
     def parse_document(self, data: bytes) -> list[Turn]:
-        try:
-            messages = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise BadLine(str(e)) from None
-        if not isinstance(messages, list):
-            raise BadLine("ui_messages.json is not a list")
+        messages = usage_messages(data)
+        if messages is None:
+            try:
+                messages = orjson.loads(data)
+            except orjson.JSONDecodeError as e:
+                raise BadLine(str(e)) from None
+            if not isinstance(messages, list):
+                raise BadLine("ui_messages.json is not a list")
         self._side_files()
         records: list[tuple[str, int, dict[str, object], Mapping[str, object]]] = []
         last_request: dict[str, object] | None = None

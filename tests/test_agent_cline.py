@@ -486,3 +486,16 @@ def test_usage_messages_fast_path_equals_a_full_parse() -> None:
     # a nested object with its own "ts", or another key order: the cut fails, the whole file is read
     odd = b'[{"ts":1,"type":"say","say":"text","x":[{"ts":2},{"ts":3}]},{"type":"say","ts":4,"say":"api_req_started","text":"{}"}]'
     assert usage_messages(odd) is None
+
+
+def test_sdk_agentic_compaction_keeps_what_was_counted(tmp_path: Path) -> None:
+    """An agentic compaction replaces the conversation by a summary and keeps no usage of what it
+    removed: counted calls stay counted (warm); a cold read only sees the calls left (documented)."""
+    path = sdk_session(tmp_path, "1784094124598_rruoq", SDK / "session.messages.json", SDK / "session.json")
+    p = AGENT.parser(path)
+    before = parse(path, p)
+    shutil.copy(SDK / "agentic.compaction.json", path)
+    after = parse(path, p)
+    assert [t.turn_id for t in after] == ["msg_Fy5COtRH"]  # the one call left, the same numbers
+    assert totals(before, after).input == totals(before).input
+    assert [t.turn_id for t in parse(path, AGENT.parser(path))] == ["msg_Fy5COtRH"]

@@ -499,3 +499,16 @@ def test_sdk_agentic_compaction_keeps_what_was_counted(tmp_path: Path) -> None:
     assert [t.turn_id for t in after] == ["msg_Fy5COtRH"]  # the one call left, the same numbers
     assert totals(before, after).input == totals(before).input
     assert [t.turn_id for t in parse(path, AGENT.parser(path))] == ["msg_Fy5COtRH"]
+
+
+def test_roots_on_macos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    support = tmp_path / "Library" / "Application Support"
+    for fork in ("Code", "Cursor", "Windsurf"):
+        (support / fork / "User" / "globalStorage").mkdir(parents=True)
+    roots = AGENT.roots({}, tmp_path)
+    for fork in ("Code", "Cursor", "Windsurf"):
+        assert support / fork / "User" / "globalStorage" / "saoudrizwan.claude-dev" / "tasks" in roots
+    assert not any(".config" in r.parts for r in roots)

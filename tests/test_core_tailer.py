@@ -485,3 +485,25 @@ def test_an_unfinished_line_past_max_line_is_passed_over_when_it_ends(tmp_path: 
     c.check()
     assert list(c.lines(chunk=32)) == [b"b"]
     assert c.oversized == 1 and c.offset == p.stat().st_size
+
+
+def test_rescan_does_not_sniff_unclaimed_files_again_until_they_change(tmp_path: Path, monkeypatch) -> None:
+    """Task folders hold files no agent claims: the 30 s safety rescan must not open them all again
+    (2,000 Cline tasks cost 3 CPU-seconds per rescan)."""
+    from tokwatch.ingest import files as files_mod
+
+    _claude_file(tmp_path, [L8])
+    other = tmp_path / "claude" / "projects" / "-home-u-proj" / "notes.json"
+    other.write_text('{"not": "a log"}')
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    sniffed: list[Path] = []
+    real = files_mod.detect
+    monkeypatch.setattr(files_mod, "detect", lambda p, *a: sniffed.append(p) or real(p, *a))
+    engine.rescan()
+    engine.rescan()
+    assert sniffed == []
+    other.write_text('{"still": "not a log", "but": "changed"}')
+    engine.rescan()
+    engine.rescan()
+    assert sniffed == [other]

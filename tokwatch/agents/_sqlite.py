@@ -1,4 +1,6 @@
-"""Reading an agent's SQLite database without ever writing to it (OpenCode, Kilo, OpenClaw).
+"""Reading an agent's SQLite database without ever writing to it (OpenCode, Kilo, OpenClaw, Goose,
+Hermes): opened read-only for each read, one read transaction for a consistent snapshot while the
+agent writes in WAL mode, closed right after.
 
 A module, not an agent (the leading underscore keeps it out of `all_agents()`).
 """
@@ -47,4 +49,9 @@ def has_table(con: sqlite3.Connection, name: str) -> bool:
 
 
 def columns(con: sqlite3.Connection, table: str) -> set[str]:
+    """A table's columns: agents add them by migration, so any past the first schema may be missing."""
     return {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
+
+
+def tables(con: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -51,6 +51,17 @@ class Turn:
         return self.context_tokens or self.input + self.cache_read + self.cache_write
 
     @property
+    def kind(self) -> str:
+        """What the turn stands for, read from its id's prefix (`STEP_MARK`, `SUM_MARK`): "step",
+        "aggregate", or "" for one request. Views label the first two."""
+        tid = self.turn_id
+        if tid.startswith(STEP_MARK):
+            return "step"
+        if tid.startswith(SUM_MARK):
+            return "aggregate"
+        return ""
+
+    @property
     def total(self) -> int:
         return self.input + self.cache_read + self.cache_write + self.output
 
@@ -121,6 +132,14 @@ class Turn:
 
 
 TURN_FIELDS = tuple(Turn.__dataclass_fields__)
+
+#: A turn_id starting with this is an OBSERVED STEP, not one request: what an agent's running
+#: totals grew by between two reads (agents that keep only per-session totals: Goose before
+#: schema 15, Hermes, Droid). Its turn count is a count of observations.
+STEP_MARK = "step@"
+#: A turn_id starting with this is an AGGREGATE the agent itself recorded for several requests
+#: (Cline's deleted requests and subagent batches, Goose's usage from before its ledger).
+SUM_MARK = "sum@"
 
 #: The times every view can show in any time zone (1970-01-01 to 9999-12-29, UTC): a normalizer
 #: treats a time outside them as unknown (0.0), so no view ever meets a year it cannot represent.

@@ -22,6 +22,7 @@ from tokwatch.agents import all_agents
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
 from tokwatch.core.store import Changes, SessionKey, Store
+from tokwatch.fsio import stat_regular
 from tokwatch.ingest import backfill as bf
 from tokwatch.ingest import follow as fl
 from tokwatch.ingest.discover import default_roots, is_candidate, walk, walk_stat
@@ -70,6 +71,8 @@ class Engine:
         #: cursors the ledger holds for files not followed (yet): other roots, deleted logs
         self.records: dict[str, FileRecord] = {}
         self.archived_files = 0
+        #: files no agent claimed, with the (size, mtime) they had: not sniffed again until they change
+        self.unclaimed: dict[Path, tuple[int, int]] = {}
         self.watch_error = ""  # why OS file watching was replaced by polling, if it was
         #: problems worth telling the user once (a damaged ledger moved aside, a fallback taken)
         self.notices: list[str] = []
@@ -128,6 +131,7 @@ class Engine:
 
         def take(path: Path, f: Followed | None, turns: list[Turn]) -> None:
             if f is None:
+                self._unclaimed(path)
                 return
             self.files[path] = f
             if f.dirty or turns:
@@ -263,13 +267,23 @@ class Engine:
         f = resume(path, rec) if rec is not None else None
         first = f is None
         if f is None:
-            f = open_fresh(path)
+            st = stat_regular(path)
+            if st is None or self.unclaimed.get(path) == (st.st_size, st.st_mtime_ns):
+                return []  # gone, or a file no agent claimed that has not changed since
+            f = open_fresh(path, st)
             if f is None:
+                self.unclaimed[path] = (st.st_size, st.st_mtime_ns)
                 return []
+            self.unclaimed.pop(path, None)
         self.files[path] = f
         turns = read(f, self.skips, first=first) or []
         moved.append(f)
         return turns
+
+    def _unclaimed(self, path: Path) -> None:
+        st = stat_regular(path)
+        if st is not None:
+            self.unclaimed[path] = (st.st_size, st.st_mtime_ns)
 
     def _companion(self, p: Path) -> Path | None:
         for agent in all_agents():

@@ -86,7 +86,23 @@ def resume(path: Path, rec: FileRecord, st: os.stat_result | None = None) -> Fol
     A file whose size and mtime did not change is not even opened."""
     agent = get_agent(rec.agent)
     cursor = open_cursor(path, st)
-    if agent is None or cursor is None or (cursor.dev, cursor.ino) != (rec.dev, rec.ino):
+    if agent is None or cursor is None:
+        return None
+    if agent.is_document(path):
+        # A whole document is read whole on any change, and its parser state describes content,
+        # not bytes: it is carried even across a replacement (a new inode), so a parser that keeps
+        # what it counted there (running totals) never counts a total twice.
+        cursor.dev, cursor.ino, cursor.size, cursor.mtime_ns = rec.dev, rec.ino, rec.size, rec.mtime_ns
+        cursor.offset, cursor.fingerprint, cursor.fp_len, cursor.tail = (
+            rec.offset,
+            rec.fingerprint,
+            rec.fp_len,
+            rec.tail,
+        )
+        return Followed(
+            agent, cursor, None, True, _state=rec.state, sessions=set(rec.sessions), turns=rec.turns
+        )
+    if (cursor.dev, cursor.ino) != (rec.dev, rec.ino):
         return None
     if cursor.size < rec.offset:
         return None

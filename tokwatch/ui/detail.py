@@ -127,6 +127,10 @@ class Totals(Widget):
         return len(self._lines(width)) or 1
 
 
+#: Turns that are not one request (`Turn.kind`): what the "Last turn" line calls them.
+_KIND_LABEL = {"step": "observed step", "aggregate": "aggregate of several requests"}
+
+
 class LastTurn(Widget):
     """The newest turn's numbers and how long ago it was (the only part the 1 s clock changes)."""
 
@@ -151,7 +155,8 @@ class LastTurn(Widget):
             (fmt.ago(t.timestamp, self.clock()), "dim"),
             "  ",
             Text(clean(t.model)),
-            (" (subagent)", "dim") if t.sidechain else "",
+            (" (subagent)", "dim") if t.sidechain and not t.kind else "",
+            (f" ({_KIND_LABEL[t.kind]})", "dim") if t.kind else "",
         )
         parts: list[tuple[str, str]] = [
             ("in", fmt.tokens(t.input)),

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from helpers import Following
+
 from tokwatch.ingest.engine import Engine
 
 

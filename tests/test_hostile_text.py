@@ -318,3 +318,28 @@ def test_watch_jsonl_escapes(isolated: Path) -> None:
     assert b"\x1b" not in raw and b"\xc2\x9b" not in raw and "\u202e".encode() not in raw
     event = json.loads(raw)
     assert (event["project"], event["model"], event["session_id"]) == (PROJECT, MODEL, SESSION)
+
+
+def test_folder_names_that_are_not_utf8_are_stored_and_shown(tmp_path: Path) -> None:
+    """A project folder whose name is not valid UTF-8 (Python keeps such bytes as lone surrogates,
+    which SQLite and JSON refuse) is recorded and shown with visible escapes, never a crash."""
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path / "claude" / "projects") + b"/-home-\xff-x"
+    os.makedirs(folder)
+    line = {
+        "type": "assistant", "sessionId": "s1", "timestamp": "2026-01-01T00:00:00Z", "requestId": "r",
+        "message": {"id": "m", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 5, "output_tokens": 1}},
+    }  # fmt: skip
+    with open(folder + b"/s1.jsonl", "wb") as f:
+        f.write(orjson.dumps(line) + b"\n")
+    root = os.fsdecode(os.fsencode(tmp_path / "claude"))
+    for cmd in (
+        ["export", root, "--format", "json"],
+        ["report", "session", root, "--json"],
+        ["export", root],
+    ):
+        r = subprocess.run([sys.executable, "-m", "tokwatch", *cmd], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert b"-home-\\\\xff-x" in r.stdout or b"-home-\\xff-x" in r.stdout

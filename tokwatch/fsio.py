@@ -50,3 +50,16 @@ def read_regular(path: Path | str, limit: int = -1) -> bytes:
     """The bytes of a regular file (at most `limit`), read without blocking (see `open_binary`)."""
     with open_binary(path) as f:
         return f.read(limit)
+
+
+def safe_text(text: str) -> str:
+    """`text` as valid Unicode: the undecodable bytes of a file or folder name (which Python keeps
+    as lone surrogates) become visible `\\xff` escapes. Nothing else changes. (SQLite, JSON and
+    UTF-8 output all refuse lone surrogates.)"""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text

@@ -70,7 +70,7 @@ def _info(ledger: Any) -> int:
     with ledger.reading() as db:
         sessions = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
         turns, first, last = db.execute("SELECT count(*), min(NULLIF(ts, 0)), max(ts) FROM turns").fetchone()
-        files = [str(p) for (p,) in db.execute("SELECT path FROM files WHERE turns > 0")]
+        files = [os.fsdecode(p) for (p,) in db.execute("SELECT path FROM files WHERE turns > 0")]
     gone = sum(1 for p in files if not os.path.exists(p))
     size = sum(os.path.getsize(p) for p in (path, path.with_name(path.name + "-wal")) if p.exists())
     print(f"ledger:   {path} ({size / 1e6:.1f} MB)")

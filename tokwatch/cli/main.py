@@ -17,6 +17,7 @@ from tokwatch.cli.common import add_common, report_skips
 from tokwatch.config import Config, ConfigError, load_config
 from tokwatch.core.store import Changes
 from tokwatch.core.text import json_escape
+from tokwatch.fsio import safe_text
 from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
@@ -140,7 +141,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
                 "files": len(engine.files),
                 "turns": totals.turns,
                 "skipped_lines": engine.skips.lines,
-                "roots": [str(r) for r in engine.roots],
+                "roots": [safe_text(str(r)) for r in engine.roots],
             }
         )
 

@@ -29,6 +29,7 @@ version i to i + 1, so every earlier version upgrades in order.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -44,6 +45,7 @@ from pathlib import Path
 import orjson
 
 from tokwatch.core.models import MAX_TS, MIN_TS, Session, Turn
+from tokwatch.fsio import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY(agent, key)
     ) STRICT, WITHOUT ROWID;
     CREATE TABLE files(
-        path TEXT PRIMARY KEY,
+        path BLOB PRIMARY KEY,
         agent TEXT NOT NULL,
         dev INTEGER NOT NULL,
         ino INTEGER NOT NULL,
@@ -172,7 +174,7 @@ class FileRecord:
 
     def row(self) -> tuple[object, ...]:
         return (
-            self.path,
+            os.fsencode(self.path),  # (a path's bytes: a folder name need not be UTF-8)
             self.agent,
             self.dev,
             _i64(self.ino),
@@ -182,8 +184,10 @@ class FileRecord:
             self.fingerprint,
             self.fp_len,
             self.tail,
-            orjson.dumps(self.state).decode(),
-            orjson.dumps(sorted(self.sessions)).decode(),
+            json.dumps(
+                self.state, ensure_ascii=True
+            ),  # (keeps file-name bytes as \udcxx escapes, which orjson refuses)
+            orjson.dumps(sorted(safe_text(x) for x in self.sessions)).decode(),
             self.turns,
             time.time(),
         )
@@ -192,7 +196,7 @@ class FileRecord:
     def from_row(cls, r: Sequence[object]) -> FileRecord:
         """Raises on anything malformed (the caller skips the record: the file is read again)."""
         path, agent, dev, ino, size, mtime_ns, offset, fp, fp_len, tail, state, sessions, turns = r[:13]
-        st = orjson.loads(state)  # type: ignore[arg-type]
+        st = json.loads(state)  # type: ignore[arg-type]
         sids = orjson.loads(sessions)  # type: ignore[arg-type]
         if (
             not isinstance(st, dict)
@@ -203,7 +207,7 @@ class FileRecord:
         if not (isinstance(fp, bytes) and isinstance(tail, bytes) and 0 <= int(offset) <= int(size)):  # type: ignore[call-overload]
             raise ValueError("malformed file record")
         return cls(
-            str(path),
+            os.fsdecode(path) if isinstance(path, bytes) else str(path),
             str(agent),
             int(dev),  # type: ignore[call-overload]
             _u64(int(ino)),  # type: ignore[call-overload]

@@ -8,8 +8,10 @@ what `export` writes): this module stays free of pydantic so a backfill worker s
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+
+from tokwatch.fsio import safe_text
 
 
 @dataclass(slots=True)
@@ -116,6 +118,24 @@ class Turn:
     @classmethod
     def from_row(cls, row: list[object]) -> Turn:
         return cls(*row)  # type: ignore[arg-type]
+
+    def storable(self) -> Turn:
+        """This turn with texts that came from undecodable file names made valid Unicode
+        (`fsio.safe_text`): SQLite and JSON refuse lone surrogates."""
+        if (
+            self.session_id.isascii()
+            and self.turn_id.isascii()
+            and self.project.isascii()
+            and self.model.isascii()
+        ):
+            return self
+        return replace(
+            self,
+            session_id=safe_text(self.session_id),
+            turn_id=safe_text(self.turn_id),
+            project=safe_text(self.project),
+            model=safe_text(self.model),
+        )
 
     def same_numbers(self, other: Turn) -> bool:
         return (

@@ -212,6 +212,7 @@ class Store:
         `report=False` (a backfill: nobody prints its turns one by one) leaves `Changes.turns` empty."""
         merged: dict[tuple[str, str, str], Turn] = {}  # (in first-seen order)
         for t in turns:
+            t = t.storable()
             k = (t.agent, t.session_id, t.turn_id)
             old = merged.get(k)
             merged[k] = old.merged(t) if old is not None else t

@@ -224,5 +224,5 @@ def read_paths(paths: list[str]) -> list[WorkerResult]:
         if f is None:
             out.append((p, None, b"[]", 0))
             continue
-        out.append((p, f.record(), orjson.dumps([t.to_row() for t in turns]), f.skipped))
+        out.append((p, f.record(), orjson.dumps([t.storable().to_row() for t in turns]), f.skipped))
     return out

@@ -177,7 +177,9 @@ class Watch:
             self.proc.wait(timeout=10)
 
 
-def poll(fetch: Callable[[], object], ok: Callable[[object], bool], timeout: float, step: float = 0.2) -> object:
+def poll(
+    fetch: Callable[[], object], ok: Callable[[object], bool], timeout: float, step: float = 0.2
+) -> object:
     """Ask `fetch` until `ok` holds (bounded: `timeout` seconds); the last answer either way."""
     deadline = time.monotonic() + timeout
     got = fetch()
@@ -185,3 +187,74 @@ def poll(fetch: Callable[[], object], ok: Callable[[object], bool], timeout: flo
         time.sleep(step)
         got = fetch()
     return got
+
+
+class OTLPSink:
+    """The end of the OTLP pipeline in the tests: a plain HTTP server that decodes what it is
+    sent as the protocol's protobuf (`opentelemetry-proto`) and keeps every request."""
+
+    def __init__(self) -> None:
+        import gzip
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+            ExportMetricsServiceResponse,
+        )
+
+        self.requests: queue.Queue[ExportMetricsServiceRequest] = queue.Queue()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/metrics":
+                    self.send_error(404)
+                    return
+                req = ExportMetricsServiceRequest()
+                req.ParseFromString(body)
+                sink.requests.put(req)
+                out = ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, pred: Callable[[object], bool], timeout: float) -> object:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                req = self.requests.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            if pred(req):
+                return req
+        raise AssertionError(f"no matching OTLP request in {timeout} s")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something accepts connections on 127.0.0.1:port (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port} after {timeout} s")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import CLAUDE_SESSION
 from telemetry_support import (
     Watch,
     append_claude_turn,
@@ -26,8 +27,6 @@ from telemetry_support import (
     poll,
     totals_by_agent_model,
 )
-
-from helpers import CLAUDE_SESSION
 
 PROMETHEUS = shutil.which("prometheus")
 if PROMETHEUS is None:
@@ -106,7 +105,9 @@ def prometheus_and_port(tmp_path: Path) -> Iterator[tuple[Prometheus, int]]:
 def tokens_in_prometheus(prom: Prometheus) -> dict[tuple[str, str, str], int]:
     rows = prom.query("sum by (gen_ai_agent_name, model, type) (tokwatch_token_usage_total)")
     return {
-        (r["metric"]["gen_ai_agent_name"], r["metric"]["model"], r["metric"]["type"]): int(float(r["value"][1]))
+        (r["metric"]["gen_ai_agent_name"], r["metric"]["model"], r["metric"]["type"]): int(
+            float(r["value"][1])
+        )
         for r in rows
     }
 
@@ -172,9 +173,10 @@ def test_prometheus_scrapes_the_exports_exact_totals_across_appends_and_restarts
         assert watch.stop() == 0
         append_claude_turn(root, 2, input_tokens=11, cache_read=31_000, output=333)
         expected3 = totals_by_agent_model(export_rows([root], env))
-        assert expected3[("claude", "claude-opus-4-6", "output")] == expected2[
-            ("claude", "claude-opus-4-6", "output")
-        ] + 333
+        assert (
+            expected3[("claude", "claude-opus-4-6", "output")]
+            == expected2[("claude", "claude-opus-4-6", "output")] + 333
+        )
         restarted = time.time()
         watch = Watch(args, env, tmp_path)
         watch.ready()

@@ -258,3 +258,43 @@ def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | No
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listening on {port} after {timeout} s")
+
+
+#: Every Prometheus name tokwatch emits (docs/team.md and the Grafana dashboard use these).
+EXPOSED = (
+    "tokwatch_token_usage_total",
+    "tokwatch_token_reasoning_total",
+    "tokwatch_cost_usd_total",
+    "tokwatch_turns_total",
+    "tokwatch_context_used",
+    "tokwatch_context_window",
+    "tokwatch_sessions_active",
+    "tokwatch_plan_window_utilization_percent",
+    "tokwatch_plan_window_resets_at_seconds",
+)
+
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tokwatch.json"
+#: Grafana's variables as a query runs them: every person, team and agent; an hour's step
+GRAFANA_VARS = {
+    "$__rate_interval": "1m",
+    "$__interval": "1h",
+    "$__range": "1d",
+    "$person": ".*",
+    "$team": ".*",
+    "$agent": ".*",
+}
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL with Grafana's variables filled in) for every target of the dashboard."""
+    dash = json.loads(DASHBOARD.read_text())
+    out = []
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for var, value in GRAFANA_VARS.items():
+                expr = expr.replace(var, value)
+            out.append((panel["title"], expr))
+    return out

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from telemetry_support import (
     clean_env,
     copy_real,
     cost_by_agent_model,
+    dashboard_queries,
     export_rows,
     free_port,
     poll,
@@ -77,7 +79,9 @@ class Prometheus:
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 body = json.load(r)
-        except OSError:  # not listening yet
+        except urllib.error.HTTPError as e:  # a query Prometheus refuses: never mistaken for "no data"
+            raise AssertionError(f"{promql}: {e.code} {e.read().decode(errors='replace')}") from None
+        except (urllib.error.URLError, ConnectionError):  # not listening yet
             return []
         assert body["status"] == "success", body
         return body["data"]["result"]
@@ -168,6 +172,13 @@ def test_prometheus_scrapes_the_exports_exact_totals_across_appends_and_restarts
         assert int(float(window[0]["value"][1])) == 200_000
         active = prom.query('tokwatch_sessions_active{gen_ai_agent_name="claude"}')
         assert [int(float(r["value"][1])) for r in active] == [1]
+
+        # the Grafana dashboard's queries run here and find series (plan windows: none recorded yet)
+        for title, expr in dashboard_queries():
+            if title == "Plan windows":
+                assert prom.query(expr) == [], expr
+                continue
+            assert poll(lambda e=expr: prom.query(e), bool, UPDATE), (title, expr)
 
         # 3. tokwatch stops (SIGTERM), a turn is written meanwhile, tokwatch starts again
         assert watch.stop() == 0

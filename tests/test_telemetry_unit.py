@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import CLAUDE_MAIN, CODEX_RTCHESS, make_engine, turn
+from telemetry_support import EXPOSED
 
 from tokwatch.config import Config, ConfigError, TelemetryConfig, load_config
 from tokwatch.core.ledger import SUMS_SINCE
@@ -326,20 +327,6 @@ def test_exposition_names_and_a_session_that_went_quiet_disappears() -> None:
         assert "tokwatch_token_usage_total{" in later
     finally:
         t.shutdown()
-
-
-#: Every Prometheus name tokwatch emits (docs/team.md and the Grafana dashboard use these).
-EXPOSED = (
-    "tokwatch_token_usage_total",
-    "tokwatch_token_reasoning_total",
-    "tokwatch_cost_usd_total",
-    "tokwatch_turns_total",
-    "tokwatch_context_used",
-    "tokwatch_context_window",
-    "tokwatch_sessions_active",
-    "tokwatch_plan_window_utilization_percent",
-    "tokwatch_plan_window_resets_at_seconds",
-)
 
 
 def test_restamp_sets_the_ledgers_start_on_counters_only() -> None:

@@ -265,9 +265,11 @@ def test_source_sums_again_only_when_the_ledger_changed() -> None:
     a = source.snapshot()
     b = source.snapshot()
     assert source.sums == 1 and a.usage is b.usage  # idle: no query over the turns
+    engine.ledger.set_meta("unrelated", "x")  # a write that changes no sum: summed, same tuple
+    assert source.snapshot().usage is a.usage and source.sums == 2
     engine.store.apply([turn("new-1", session_id="s-new", input=5, output=3, timestamp=1_771_000_000.0)])
     c = source.snapshot()
-    assert source.sums == 2
+    assert source.sums == 3
     assert Tokens.sum(u.tokens for u in c.usage).total == Tokens.sum(u.tokens for u in a.usage).total + 8
 
 
@@ -321,10 +323,13 @@ def test_exposition_names_and_a_session_that_went_quiet_disappears() -> None:
         if shutil.which("promtool"):  # Prometheus's own parser and linter
             check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
             assert check.returncode == 0, check.stdout + check.stderr
+        assert t.cache is not None and t.cache.collections == 1
+        assert _scrape(t) == text  # the same snapshot: served again without a collection
+        assert t.cache.collections == 1
         source.s = snap([rt.Usage("claude", "claude-opus-4-6", "/p/shop", T)])
         later = _scrape(t)
         assert "tokwatch_context_used{" not in later and "tokwatch_plan_window" not in later
-        assert "tokwatch_token_usage_total{" in later
+        assert "tokwatch_token_usage_total{" in later and t.cache.collections == 2
     finally:
         t.shutdown()
 

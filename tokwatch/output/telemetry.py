@@ -319,6 +319,7 @@ class Telemetry:
         self._provider: Any = None
         self._server: Any = None
         self._last: tuple[Snapshot, Points] | None = None
+        self.cache: _Unchanged | None = None  # what /metrics serves while nothing changed
 
     def current(self) -> Points:
         """Points of the current snapshot (each callback of one collection asks; summed once)."""
@@ -340,7 +341,7 @@ class Telemetry:
         readers: list[Any] = []
         registry = None
         if self.prometheus is not None:
-            registry, reader = _prometheus_reader()
+            registry, reader, self.cache = _prometheus_reader(self.source)
             readers.append(reader)
         if self.otlp is not None:
             readers.append(_otlp_reader(self.otlp, self.source))
@@ -391,20 +392,50 @@ def _same(a: Snapshot, b: Snapshot) -> bool:
     return a.since == b.since and a.usage is b.usage and a.active is b.active and a.windows is b.windows
 
 
-def _prometheus_reader() -> tuple[CollectorRegistry, Any]:
-    """A reader on a private registry: nothing global, no process or platform collectors."""
+def _prometheus_reader(source: Source) -> tuple[CollectorRegistry, Any, _Unchanged]:
+    """A reader on a private registry (nothing global, no process or platform collectors),
+    served through a cache: a scrape while the figures are unchanged costs no collection."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import ObservableCounter, ObservableGauge
     from prometheus_client import CollectorRegistry
 
-    registry = CollectorRegistry(auto_describe=False)
+    inner = CollectorRegistry(auto_describe=False)
     reader = PrometheusMetricReader(
         disable_target_info=True,
         scope_info_enabled=False,
-        registry=registry,
+        registry=inner,
         cardinality_limits={ObservableCounter: CARDINALITY, ObservableGauge: CARDINALITY},
     )
-    return registry, reader
+    served = CollectorRegistry(auto_describe=False)
+    cache = _Unchanged(inner, source)
+    served.register(cache)
+    return served, reader, cache
+
+
+class _Unchanged:
+    """The metric families of the last collection, again, while the snapshot is the same."""
+
+    def __init__(self, inner: CollectorRegistry, source: Source) -> None:
+        import threading
+
+        self.inner = inner
+        self.source = source
+        self.lock = threading.Lock()
+        self.last: Snapshot | None = None
+        self.families: list[Any] = []
+        self.collections = 0
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        with self.lock:
+            snap = self.source.snapshot()
+            if self.last is None or not _same(self.last, snap):
+                self.families = list(self.inner.collect())
+                self.last = snap
+                self.collections += 1
+            return self.families
 
 
 def _otlp_reader(settings: OtlpSettings, source: Source) -> Any:

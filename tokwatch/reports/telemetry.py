@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 
@@ -26,6 +27,7 @@ from tokwatch.reports import tally
 log = logging.getLogger(__name__)
 
 INSTANCE = "telemetry_instance"  # meta key
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +161,15 @@ def plan_windows(ledger: Ledger) -> list[PlanWindow]:
     return []
 
 
+def _kept(old: tuple[_T, ...], new: list[_T]) -> tuple[_T, ...]:
+    """The old tuple itself when nothing in it changed: consumers compare by identity."""
+    return old if len(old) == len(new) and all(a == b for a, b in zip(old, new, strict=True)) else tuple(new)
+
+
 class Source:
     """Snapshots for collectors on other threads: the counters are summed again only when the
-    ledger changed (its data mark moved), the active sessions at most once a second."""
+    ledger changed (its data mark moved), the active sessions at most once a second; a part
+    whose figures did not change is the same tuple as before (so a consumer can reuse its output)."""
 
     def __init__(
         self,
@@ -190,14 +198,14 @@ class Source:
                 mark = (self.ledger.data_mark(), scope)
                 if mark != self._mark:
                     self._since = since(self.ledger, save=False)
-                    self._usage = tuple(usage(self.ledger, scope))
-                    self._windows = tuple(plan_windows(self.ledger))
+                    self._usage = _kept(self._usage, usage(self.ledger, scope))
+                    self._windows = _kept(self._windows, plan_windows(self.ledger))
                     self._mark = mark
                     self._active_at = -1.0
                     self.sums += 1
                 now = time.time()
                 if now - self._active_at >= 1.0 or now < self._active_at:
-                    self._active = tuple(active(self.ledger, scope, now, self.active_minutes))
+                    self._active = _kept(self._active, active(self.ledger, scope, now, self.active_minutes))
                     self._active_at = now
             except sqlite3.Error as e:  # busy beyond the timeout, or damaged: the last figures stand
                 log.warning("telemetry: the ledger could not be read (%s); last figures reported", e)

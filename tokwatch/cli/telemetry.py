@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tokwatch.config import Config
 from tokwatch.ingest.engine import Engine
 from tokwatch.output.telemetry import (
+    INSTALL_HINT,
     OtlpSettings,
     Telemetry,
     TelemetryError,
@@ -42,13 +43,24 @@ def plan(args: argparse.Namespace, config: Config) -> Plan:
     prometheus = None
     if args.prometheus is not None:
         prometheus = parse_address(args.prometheus or cfg.prometheus_address)
-    import importlib.util
-
-    if importlib.util.find_spec("opentelemetry.sdk") is None:
-        from tokwatch.output.telemetry import INSTALL_HINT
-
+    needed = ["opentelemetry.sdk.metrics"]
+    if otlp is not None:
+        needed.append("opentelemetry.exporter.otlp.proto.http.metric_exporter")
+    if prometheus is not None:
+        needed += ["opentelemetry.exporter.prometheus", "prometheus_client"]
+    if not all(_installed(m) for m in needed):
         raise TelemetryError(INSTALL_HINT)
     return Plan(otlp, prometheus)
+
+
+def _installed(module: str) -> bool:
+    """Found without importing it (a parent package that is missing counts as not found)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def start(p: Plan, engine: Engine, config: Config) -> Telemetry:

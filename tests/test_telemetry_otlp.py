@@ -88,15 +88,28 @@ def _attrs(kvs: object) -> dict[str, str]:
     return {kv.key: kv.value.string_value for kv in kvs}  # type: ignore[attr-defined]
 
 
-def _metrics(req: object) -> tuple[dict[str, str], dict[str, object]]:
-    """(resource attributes, name -> metric) of one export request."""
-    (rm,) = req.resource_metrics  # type: ignore[attr-defined]
-    out = {m.name: m for sm in rm.scope_metrics for m in sm.metrics}
-    return _attrs(rm.resource.attributes), out
+def _entries(req: object) -> list[tuple[dict[str, str], dict[str, object]]]:
+    """(resource attributes, name -> metric) for each resource in one request: the collector
+    batches, so one request may carry pushes from two processes (a last push and the next start)."""
+    return [
+        (_attrs(rm.resource.attributes), {m.name: m for sm in rm.scope_metrics for m in sm.metrics})
+        for rm in req.resource_metrics  # type: ignore[attr-defined]
+    ]
 
 
-def _has_tokens(req: object) -> bool:
-    return TOKENS in _metrics(req)[1]
+def _wait(sink: OTLPSink, pred: object, timeout: float) -> tuple[dict[str, str], dict[str, object]]:
+    """The first pushed resource whose metrics satisfy `pred` (tokens present and more)."""
+    found = []
+
+    def match(req: object) -> bool:
+        for res, metrics in _entries(req):
+            if TOKENS in metrics and pred(metrics):  # type: ignore[operator]
+                found.append((res, metrics))
+                return True
+        return False
+
+    sink.wait_for(match, timeout)
+    return found[0]
 
 
 def _token_totals(metric: object) -> dict[tuple[str, str, str], int]:
@@ -131,8 +144,7 @@ def test_otlp_push_through_a_real_collector_carries_the_exports_exact_totals(
         rows = export_rows([root], clean_env())
         expected = totals_by_agent_model(rows)
 
-        req = sink.wait_for(_has_tokens, 30)
-        resource, metrics = _metrics(req)
+        resource, metrics = _wait(sink, lambda m: True, 30)
         assert resource["service.name"] == "tokwatch"
         assert resource["host.name"] and resource["service.version"]
         instance = resource["service.instance.id"]
@@ -178,17 +190,14 @@ def test_otlp_push_through_a_real_collector_carries_the_exports_exact_totals(
         # a live turn, then a restart with a turn written while down: exact, same start, same instance
         append_claude_turn(root, 1, input_tokens=5, cache_read=12_345, output=67)
         expected2 = totals_by_agent_model(export_rows([root], clean_env()))
-        sink.wait_for(lambda r: _has_tokens(r) and _token_totals(_metrics(r)[1][TOKENS]) == expected2, 30)
+        _wait(sink, lambda m: _token_totals(m[TOKENS]) == expected2, 30)
 
         assert watch.stop() == 0
         append_claude_turn(root, 2, input_tokens=9, cache_read=23_456, output=89)
         expected3 = totals_by_agent_model(export_rows([root], clean_env()))
         watch = Watch([str(root), "--otlp", endpoint], env, tmp_path)
         watch.ready()
-        req = sink.wait_for(
-            lambda r: _has_tokens(r) and _token_totals(_metrics(r)[1][TOKENS]) == expected3, 30
-        )
-        resource, metrics = _metrics(req)
+        resource, metrics = _wait(sink, lambda m: _token_totals(m[TOKENS]) == expected3, 30)
         assert resource["service.instance.id"] == instance
         assert {dp.start_time_unix_nano for dp in metrics[TOKENS].sum.data_points} == {int(since * 1e9)}
         assert _token_totals(metrics[TOKENS]) == expected3

@@ -286,6 +286,43 @@ def test_active_sessions_are_the_recent_ones_with_their_context() -> None:
     assert rt.active(engine.ledger, tally.Scope(sessions=()), s.last_seen, 30) == []
 
 
+def test_plan_windows_from_the_limits_samples_once_that_table_exists() -> None:
+    engine = _engine_on_real_logs()
+    ledger = engine.ledger
+    assert rt.plan_windows(ledger, 1_771_000_000.0) == []  # no limits table (yet): no gauge, no error
+    with ledger.transaction() as db:  # the limits work's table (issue 14), as its migration makes it
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS limit_samples(id INTEGER PRIMARY KEY, agent TEXT NOT NULL,"
+            " provider TEXT NOT NULL, source TEXT NOT NULL, limit_id TEXT NOT NULL, window_minutes INTEGER NOT NULL,"
+            " used_percent REAL NOT NULL, resets_at REAL, observed_at REAL NOT NULL, plan_type TEXT NOT NULL DEFAULT '',"
+            " session_id TEXT NOT NULL DEFAULT '', writer INTEGER NOT NULL DEFAULT 0)"
+        )
+        rows = [
+            ("codex", "openai", "log", "codex", 300, 10.0, 1_771_864_834.0, 1_771_850_000.0),
+            ("codex", "openai", "log", "codex", 300, 13.0, 1_771_864_834.0, 1_771_851_000.0),  # newest
+            ("codex", "openai", "log", "codex", 10080, 4.0, 1_772_000_000.0, 1_771_851_000.0),
+            (
+                "claude",
+                "anthropic",
+                "statusline",
+                "five_hour",
+                300,
+                55.0,
+                1_771_800_000.0,
+                1_771_790_000.0,
+            ),  # reset
+        ]
+        db.executemany(
+            "INSERT INTO limit_samples(agent, provider, source, limit_id, window_minutes, used_percent, resets_at,"
+            " observed_at) VALUES(?,?,?,?,?,?,?,?)",
+            rows,
+        )
+    assert rt.plan_windows(ledger, 1_771_851_500.0) == [
+        rt.PlanWindow("codex", "codex", 300, 13.0, 1_771_864_834.0),
+        rt.PlanWindow("codex", "codex", 10080, 4.0, 1_772_000_000.0),
+    ]
+
+
 # ---------------------------------------------------------------- the SDK and the exposition
 class FakeSource:
     def __init__(self, s: rt.Snapshot) -> None:

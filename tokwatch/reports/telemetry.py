@@ -55,10 +55,7 @@ class Active:
 
 @dataclass(frozen=True, slots=True)
 class PlanWindow:
-    """One plan window (limits issue): how much of it is used and when it resets.
-
-    The hook for the limits work: `plan_windows` returns these once the ledger holds limit
-    samples; the exporter already turns them into gauges."""
+    """One plan window (the limits work, issue 14): how much of it is used and when it resets."""
 
     agent: str
     limit_id: str
@@ -155,10 +152,26 @@ def active(ledger: Ledger, scope: tally.Scope, now: float, minutes: float) -> li
     return out
 
 
-def plan_windows(ledger: Ledger) -> list[PlanWindow]:
-    """The latest sample of each plan window. Empty until the limits work (issue 14) records
-    samples in the ledger: then this reads them, and the gauges appear with no other change."""
-    return []
+def plan_windows(ledger: Ledger, now: float) -> list[PlanWindow]:
+    """The newest sample of each plan window, from the limits work's `limit_samples` table (issue
+    14; none before it lands: then nothing). A window past its reset is left out: its use is
+    unknown until the agent reports again, never the old figure."""
+    with ledger.reading() as db:
+        if (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='limit_samples'").fetchone()
+            is None
+        ):
+            return []
+        rows = db.execute(
+            "SELECT agent, limit_id, window_minutes, used_percent, resets_at, max(observed_at)"
+            " FROM limit_samples GROUP BY agent, limit_id, window_minutes ORDER BY agent, limit_id, window_minutes"
+        ).fetchall()
+    out = []
+    for agent, limit_id, minutes, used, resets_at, _observed in rows:
+        if resets_at is not None and float(resets_at) <= now:
+            continue
+        out.append(PlanWindow(str(agent), str(limit_id), int(minutes), float(used), float(resets_at or 0.0)))
+    return out
 
 
 def _kept(old: tuple[_T, ...], new: list[_T]) -> tuple[_T, ...]:
@@ -199,13 +212,13 @@ class Source:
                 if mark != self._mark:
                     self._since = since(self.ledger, save=False)
                     self._usage = _kept(self._usage, usage(self.ledger, scope))
-                    self._windows = _kept(self._windows, plan_windows(self.ledger))
                     self._mark = mark
                     self._active_at = -1.0
                     self.sums += 1
                 now = time.time()
                 if now - self._active_at >= 1.0 or now < self._active_at:
                     self._active = _kept(self._active, active(self.ledger, scope, now, self.active_minutes))
+                    self._windows = _kept(self._windows, plan_windows(self.ledger, now))
                     self._active_at = now
             except sqlite3.Error as e:  # busy beyond the timeout, or damaged: the last figures stand
                 log.warning("telemetry: the ledger could not be read (%s); last figures reported", e)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tokwatch.fsio import read_regular
 
@@ -73,6 +73,42 @@ class PriceOverride(BaseModel):
     tiers: list[PriceTier] = Field(default_factory=list)
 
 
+class TelemetryConfig(BaseModel):
+    """`[telemetry]` in config.toml: what `tokwatch watch --otlp/--prometheus` send (docs/team.md).
+
+    Nothing is sent unless one of those flags is given: these are their defaults. The standard
+    `OTEL_EXPORTER_OTLP_*` variables win over the keys here; a flag's value wins over both."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: OTLP/HTTP base URL (`/v1/metrics` is appended), as OTEL_EXPORTER_OTLP_ENDPOINT.
+    otlp_endpoint: str | None = None
+    #: Extra HTTP headers for the OTLP push (an auth token), as OTEL_EXPORTER_OTLP_HEADERS.
+    otlp_headers: dict[str, str] = Field(default_factory=dict)
+    #: Seconds between two OTLP pushes (OTEL_METRIC_EXPORT_INTERVAL, in ms, wins).
+    interval_seconds: float = Field(default=60.0, ge=1.0, le=86_400.0)
+    #: Where `--prometheus` listens when given no address: loopback unless said otherwise here.
+    prometheus_address: str = "127.0.0.1:9464"
+    #: `user.id` on every point (who spent it, for per-person panels); not sent when unset.
+    user_id: str | None = None
+    #: `team.id` on every point; not sent when unset.
+    team: str | None = None
+    #: How the project is sent: its folder's name, the full path, a salted hash of the path, or not at all.
+    project: Literal["name", "path", "hash", "drop"] = "name"
+    #: Mixed into project hashes, so a hash cannot be matched against guessed paths.
+    project_salt: str = ""
+    #: Send `host.name` (the machine's name) as a resource attribute.
+    host_name: bool = True
+    #: Send `session.id` on the per-session context gauges (off: those gauges are not sent).
+    session_id: bool = True
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("otlp_endpoint is an http:// or https:// URL")
+        return v
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: A session with a turn in the last N minutes is "active".
@@ -93,6 +129,8 @@ class Config(BaseModel):
     force_polling: bool = False
     #: Limits per day, 5-hour block and session (see docs/reports.md).
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    #: Metrics for a team's OpenTelemetry / Prometheus stack (docs/team.md).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
 
 class ConfigError(Exception):

@@ -41,9 +41,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("csv", "json"), default="csv")
     e.add_argument("-o", "--output", type=Path, help="file to write (atomically); default stdout")
 
-    w = sub.add_parser("watch", help="headless live mode: one JSON line per turn")
+    w = sub.add_parser("watch", help="headless live mode: JSON lines, OTLP metrics or a /metrics endpoint")
     add_common(w)
-    w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format for now)")
+    w.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="one JSON line per turn (the default without --otlp/--prometheus)",
+    )
+    w.add_argument(
+        "--otlp",
+        nargs="?",
+        const="",
+        metavar="ENDPOINT",
+        help="push metrics over OTLP/HTTP to ENDPOINT (default: OTEL_EXPORTER_OTLP_ENDPOINT,"
+        " [telemetry] otlp_endpoint, else http://localhost:4318); see docs/team.md",
+    )
+    w.add_argument(
+        "--prometheus",
+        nargs="?",
+        const="",
+        metavar="ADDR:PORT",
+        help="serve metrics on http://ADDR:PORT/metrics (default 127.0.0.1:9464; any other"
+        " address is given here or in [telemetry] prometheus_address)",
+    )
 
     if command in (None, "ledger"):
         from tokwatch.cli import ledger
@@ -122,10 +142,28 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
+    telemetry = None
+    plan = None
+    if getattr(args, "otlp", None) is not None or getattr(args, "prometheus", None) is not None:
+        from tokwatch.cli import telemetry as tel
+        from tokwatch.output.telemetry import TelemetryError
+
+        try:
+            plan = tel.plan(args, config)
+        except TelemetryError as e:
+            print(f"tokwatch: {e}", file=sys.stderr)
+            return 2
+    turns = plan is None or args.jsonl  # with telemetry, turn lines only when asked for
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     store = engine.store
     engine.backfill()
     out = sys.stdout
+    if plan is not None:
+        try:
+            telemetry = tel.start(plan, engine, config)
+        except TelemetryError as e:
+            print(f"tokwatch: {e}", file=sys.stderr)
+            return 2
 
     def emit(obj: dict[str, object]) -> None:
         out.write(json_escape(orjson.dumps(obj)) + "\n")
@@ -134,23 +172,27 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     def ready() -> None:
         """Announced once the watcher runs: a write made after this line is never missed."""
         totals = store.totals()
-        emit(
-            {
-                "event": "ready",
-                "sessions": len(store.sessions),
-                "files": len(engine.files),
-                "turns": totals.turns,
-                "skipped_lines": engine.skips.lines,
-                "roots": [safe_text(str(r)) for r in engine.roots],
-            }
-        )
+        event: dict[str, object] = {
+            "event": "ready",
+            "sessions": len(store.sessions),
+            "files": len(engine.files),
+            "turns": totals.turns,
+            "skipped_lines": engine.skips.lines,
+            "roots": [safe_text(str(r)) for r in engine.roots],
+        }
+        if telemetry is not None:
+            event["prometheus"] = telemetry.prometheus_url
+            event["otlp"] = telemetry.otlp.endpoint if telemetry.otlp is not None else None
+        emit(event)
 
     def on_changes(changes: Changes) -> None:
-        for c in changes.turns:
-            emit(turn_event(c).model_dump())
+        if turns:
+            for c in changes.turns:
+                emit(turn_event(c).model_dump())
 
     stop = threading.Event()
-    # SIGTERM and SIGHUP (systemd, `kill`, a closed terminal) end it like Ctrl-C: the final save runs.
+    # SIGTERM and SIGHUP (systemd, `kill`, a closed terminal) end it like Ctrl-C: with telemetry,
+    # the totals are pushed once more on the way out.
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         engine.follow(stop, on_changes, on_started=ready)
@@ -164,6 +206,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if telemetry is not None:
+            telemetry.shutdown()
     return 0
 
 

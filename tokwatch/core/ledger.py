@@ -50,6 +50,13 @@ from tokwatch.fsio import safe_text
 log = logging.getLogger(__name__)
 
 FILE_NAME = "ledger.db"
+#: meta key: since when (unix seconds) the ledger's sums have only grown. Set by the first reader
+#: that needs it (the telemetry's counters start there); a re-pricing that lowers a cost moves it
+#: to that moment, so an exporter can tell its consumers that the counters restarted.
+SUMS_SINCE = "sums_since"
+#: meta key: the sums of the turns `prune` forgot, per (agent, model, project): a JSON object
+#: "agent\x1fmodel\x1fproject" -> Tokens row. Totals that count everything ever billed add them.
+PRUNED_SUMS = "pruned_sums"
 BUSY_TIMEOUT_MS = 30_000
 MAX_TOKENS = 10**12  # per field of one turn: what a normalizer accepts (`agents.base.MAX_COUNT`)
 _I64 = 1 << 63
@@ -602,6 +609,14 @@ class Ledger:
         with self.reading() as db:
             row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def data_mark(self) -> tuple[int, int]:
+        """A value that changes whenever anything was committed, by this process or another
+        (SQLite's data_version, and this connection's own count of changed rows): a reader
+        can skip summing again while it stays the same."""
+        with self.lock:
+            db = self.db
+            return int(db.execute("PRAGMA data_version").fetchone()[0]), db.total_changes
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ import orjson
 
 from tokwatch.core.ledger import (
     INSERT_TURN,
+    PRUNED_SUMS,
+    SUMS_SINCE,
     TURN_COLUMNS,
     UPSERT_TURN,
     FileRecord,
@@ -153,6 +156,7 @@ class Store:
         fold the sessions again; how many turns changed cost."""
         pricer = self.pricer
         changed = 0
+        lowered = False
         with self.ledger.transaction() as db:
             for sid, agent, session_id in db.execute("SELECT id, agent, session_id FROM sessions").fetchall():
                 rows = db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session=?", (sid,)).fetchall()
@@ -165,9 +169,12 @@ class Store:
                     new = pricer.cost_pico(t)
                     if new != cost:
                         updates.append((new, sid, t.turn_id))
+                        lowered = lowered or (cost is not None and (new is None or new < cost))
                 if updates:
                     db.executemany("UPDATE turns SET cost=? WHERE session=? AND turn_id=?", updates)
                     changed += len(updates)
+            if lowered:  # the cost sums went down: counters read from them restart now
+                self.ledger.set_meta(SUMS_SINCE, repr(time.time()))
             self.refold()
         return changed
 
@@ -183,6 +190,7 @@ class Store:
                     (before,),
                 )
             ]
+            self._keep_pruned_sums(db, before)
             removed = db.execute("DELETE FROM turns WHERE ts > 0 AND ts < ?", (before,)).rowcount
             db.execute(
                 "DELETE FROM claims WHERE NOT EXISTS (SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session"
@@ -202,6 +210,31 @@ class Store:
             if keep:
                 self.refold(keep)
         return removed, emptied
+
+    def _keep_pruned_sums(self, db: object, before: float) -> None:
+        """Add the sums of the turns about to be pruned to `PRUNED_SUMS`: counters of everything
+        ever billed (the telemetry's) never go down because old rows were forgotten."""
+        rows = db.execute(  # type: ignore[attr-defined]
+            "SELECT s.agent, t.model, s.project, count(*), sum(t.input), sum(t.cache_read),"
+            " sum(t.cache_write), sum(t.output), sum(t.reasoning), sum(t.cost), count(*) - count(t.cost)"
+            " FROM turns t JOIN sessions s ON s.id = t.session WHERE t.ts > 0 AND t.ts < ? GROUP BY 1, 2, 3",
+            (before,),
+        ).fetchall()
+        if not rows:
+            return
+        kept = pruned_sums(self.ledger)
+        for agent, model, project, n, i, cr, cw, o, rs, cost, unpriced in rows:
+            t = kept.setdefault((str(agent), str(model), str(project)), Tokens())
+            t.turns += int(n)
+            t.input += int(i)
+            t.cache_read += int(cr)
+            t.cache_write += int(cw)
+            t.output += int(o)
+            t.reasoning += int(rs)
+            t.cost_pico += int(cost or 0)
+            t.unpriced_turns += int(unpriced)
+        blob = {"\x1f".join(k): t.to_row() for k, t in kept.items()}
+        self.ledger.set_meta(PRUNED_SUMS, orjson.dumps(blob).decode())
 
     # ---------------------------------------------------------------- writing
     def apply(
@@ -419,6 +452,23 @@ class Store:
     def totals(self) -> Tokens:
         with self.lock:
             return Tokens.sum(s.totals for s in self.sessions.values())
+
+
+def pruned_sums(ledger: Ledger) -> dict[tuple[str, str, str], Tokens]:
+    """What `prune` forgot, per (agent, model, project); empty when nothing was pruned (or the
+    record is unreadable, which is logged)."""
+    raw = ledger.meta(PRUNED_SUMS)
+    if not raw:
+        return {}
+    out: dict[tuple[str, str, str], Tokens] = {}
+    try:
+        for key, row in orjson.loads(raw).items():
+            agent, model, project = str(key).split("\x1f")
+            out[(agent, model, project)] = Tokens.from_row(row)
+    except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as e:
+        log.warning("ledger: unreadable %s (%s)", PRUNED_SUMS, e)
+        return {}
+    return out
 
 
 def _turn_id(row: tuple[object, ...]) -> str:

@@ -59,7 +59,7 @@ class Scope:
 class Part:
     """One group's sums: `bucket` (the quarter hour's start, None for undated turns), the session
     (ledger id, agent, session id, project) when grouped by session, the model, and the times of
-    its first and last turn."""
+    its first and last turn; `project` is the session's project when grouped by project."""
 
     bucket: float | None
     session: tuple[int, str, str, str] | None
@@ -68,6 +68,7 @@ class Part:
     tokens: Tokens = field(default_factory=Tokens)
     first: float = 0.0
     last: float = 0.0
+    project: str = ""
 
 
 _SUMS = (
@@ -77,14 +78,21 @@ _SUMS = (
 
 
 def parts(
-    ledger: Ledger, scope: Scope, *, bucket: float | None = None, by_session: bool = False
+    ledger: Ledger,
+    scope: Scope,
+    *,
+    bucket: float | None = None,
+    by_session: bool = False,
+    by_project: bool = False,
 ) -> list[Part]:
-    """Sums grouped by (quarter-hour bucket | session), agent and model."""
+    """Sums grouped by (quarter-hour bucket | session | session's project), agent and model."""
     cols = []
     if bucket is not None:
         cols.append(f"CASE WHEN t.ts > 0 THEN CAST(t.ts / {float(bucket)} AS INTEGER) END")
     if by_session:
         cols += ["s.id", "s.session_id", "s.project"]
+    elif by_project:
+        cols.append("s.project")
     cols += ["s.agent", "t.model"]
     where, args = scope.where()
     group = ", ".join(str(i + 1) for i in range(len(cols)))
@@ -98,9 +106,14 @@ def parts(
             b = None if r[0] is None else float(r[0]) * bucket
             i = 1
         sess = None
+        project = ""
         if by_session:
             sess = (int(r[i]), "", str(r[i + 1]), str(r[i + 2]))
+            project = sess[3]
             i += 3
+        elif by_project:
+            project = str(r[i])
+            i += 1
         agent, model = str(r[i]), str(r[i + 1])
         if sess is not None:
             sess = (sess[0], agent, sess[2], sess[3])
@@ -114,6 +127,7 @@ def parts(
                 Tokens(int(n), int(inp), int(cr), int(cw), int(out_), int(rs), int(cost or 0), int(unpriced)),
                 float(first or 0.0),
                 float(last or 0.0),
+                project,
             )
         )
     return out

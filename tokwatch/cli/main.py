@@ -193,7 +193,10 @@ def cmd_dashboard(args: argparse.Namespace, config: Config, demo: bool) -> int:
         paths = replayer.prepare()
         threading.Thread(target=replayer.run, args=(stop,), daemon=True, name="tokwatch-demo").start()
     engine = make_engine(paths or None, config, use_cache=not demo and not getattr(args, "no_cache", False))
+    from tokwatch.core import logs
     from tokwatch.ui.app import TokwatchApp
+
+    logs.to_file()  # the screen belongs to the dashboard: warnings and tracebacks go to a file
 
     app = TokwatchApp(engine, config=config, export_dir=export_dir, demo=demo)
     try:

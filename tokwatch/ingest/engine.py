@@ -8,9 +8,11 @@ deletion and folders that appear later are all handled the same way.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from tokwatch.agents import all_agents, get_agent
 from tokwatch.agents.base import Agent, LogParser
+from tokwatch.core import logs
 from tokwatch.core.cache import Cache, Entry, Loaded
 from tokwatch.core.models import Session, Turn
 from tokwatch.core.store import Changes, SessionKey, Store
@@ -263,6 +266,19 @@ class Engine:
         #: Held while the followed files or their turns change, and by `_session_turns`, which a
         #: view may call from another thread (always after `store.lock`: one lock order).
         self.files_lock = threading.RLock()
+        #: Told (from the reading thread) when something went wrong that the user should know
+        #: about, with a one-line message; the details and traceback go to the log.
+        self.on_problem: Callable[[str], None] | None = None
+        self.problems: list[str] = []
+
+    def _problem(self, message: str) -> None:
+        """Something failed and was worked around: say so once, never silently."""
+        log.warning(message, exc_info=sys.exc_info()[0] is not None)
+        if message in self.problems:
+            return
+        self.problems.append(message)
+        if self.on_problem is not None:
+            self.on_problem(message)
 
     # ---------------------------------------------------------------- reading
     def backfill(
@@ -420,9 +436,6 @@ class Engine:
                 self._add(path)
                 yield path, size
             return
-        import concurrent.futures
-        import multiprocessing
-
         # Chunks of files, largest files first. The workers take chunks from the front; this
         # process takes them from the back (the small files) for as long as it can still cancel
         # their futures, so both sides stay busy to the end whatever each costs, and it applies
@@ -438,10 +451,39 @@ class Engine:
                 chunk, acc = [], 0
         if chunk:
             chunks.append(chunk)
-        sizes = dict(todo)
+        done: set[Path] = set()
+        try:
+            for path, size in self._read_parallel(chunks, dict(todo), n - 1):
+                done.add(path)
+                yield path, size
+        except Exception as e:  # no worker could start (a sandbox, a process limit...): read here
+            self._problem(
+                f"Reading history in parallel failed ({logs.one_line(e)}); reading it in one process instead"
+            )
+            for path, size in todo:
+                if path not in done:
+                    self._add(path)
+                    yield path, size
+
+    def _read_parallel(
+        self, chunks: list[list[tuple[Path, int]]], sizes: dict[Path, int], workers: int
+    ) -> Iterator[tuple[Path, int]]:
+        import concurrent.futures
+        import multiprocessing
+
         ctx = multiprocessing.get_context("spawn")  # safe beside the UI's threads, unlike fork
-        with concurrent.futures.ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as pool:
-            futures = [pool.submit(_read_entries, [str(p) for p, _ in c]) for c in chunks]
+        log_file = logs.current()
+        # (the resource tracker starts with the pool, the workers as work is submitted)
+        with _spawnable_stderr():
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_worker_streams,
+                initargs=(str(log_file) if log_file else None,),
+            )
+        with pool:
+            with _spawnable_stderr():
+                futures = [pool.submit(_read_entries, [str(p) for p, _ in c]) for c in chunks]
             front = 0  # futures before this index were harvested
             back = len(futures)  # chunks from this index on were read here
             while back > front and futures[back - 1].cancel():
@@ -464,8 +506,10 @@ class Engine:
         """Follow the files a worker read, from the entries it handed back (see `_read_fresh`)."""
         try:
             results = fut.result()
-        except Exception:  # a worker died: read its files here instead
-            log.debug("backfill worker failed", exc_info=True)
+        except Exception as e:  # a worker died: read its files here instead
+            self._problem(
+                f"A history reading process failed ({logs.one_line(e)}); its files were read in this one"
+            )
             results = [(str(p), None, -1) for p, _ in chunk]
         for p_str, raw, skipped in results:
             path = Path(p_str)
@@ -809,3 +853,42 @@ def _read_entries(paths: list[str]) -> list[tuple[str, dict[str, object] | None,
         f = engine.files.get(path)
         out.append((p, f.entry().to_json(), f.skipped) if f else (p, None, -1))
     return out
+
+
+@contextlib.contextmanager
+def _spawnable_stderr() -> Iterator[None]:
+    """A `sys.stderr` that multiprocessing can hand to the resource tracker it spawns.
+
+    It passes `sys.stderr.fileno()` to the new process; under Textual, `sys.stderr` is a capture
+    object whose `fileno()` is -1, and spawning then fails with "bad value(s) in fds_to_keep".
+    For the few milliseconds the workers take to start, a real file stands in for it.
+    """
+    try:
+        usable = sys.stderr is None or sys.stderr.fileno() >= 0
+    except Exception:  # (no fileno at all: multiprocessing leaves it out itself)
+        usable = True
+    if usable:
+        yield
+        return
+    saved = sys.stderr
+    with open(os.devnull, "w") as null:
+        sys.stderr = null
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
+def _worker_streams(log_file: str | None) -> None:
+    """Backfill worker start-up: never write on the parent's terminal (the dashboard draws there).
+
+    Standard input and output become /dev/null, standard error the log file (or /dev/null); a
+    failure reaches the parent through its future anyway.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    err = null
+    if log_file:
+        with contextlib.suppress(OSError):
+            err = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for fd, target in ((0, null), (1, null), (2, err)):
+        os.dup2(target, fd)

@@ -22,6 +22,7 @@ Data flow, and why it is safe:
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -41,6 +42,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tokwatch.config import Config
+from tokwatch.core import logs
 from tokwatch.core.models import Session, Turn
 from tokwatch.core.store import SessionKey
 from tokwatch.ingest.engine import Engine, Progress
@@ -50,12 +52,16 @@ from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
-from tokwatch.ui.messages import LoadDone, LoadProgress, TurnsArrived, UsageComputed
+from tokwatch.ui.messages import LoadDone, LoadProgress, Problem, TurnsArrived, UsageComputed
 from tokwatch.ui.sessions import SessionList
 from tokwatch.ui.skipped import SkippedScreen
 from tokwatch.ui.strip import TodayStrip
 
+log = logging.getLogger(__name__)
+
 MOVE = Binding.Group("Move", compact=True)
+#: After the follow loop fails, how long to wait before starting it again (doubling up to the max).
+FOLLOW_RETRY_SECONDS = (2.0, 60.0)
 #: Longer project names are cut in the header (Gemini names projects by a 64-digit hash).
 TITLE_PROJECT_MAX = 28
 #: Below this many columns the session list moves on top and the totals get compact.
@@ -180,18 +186,51 @@ class TokwatchApp(App[None]):
     # ------------------------------------------------------------------ engine
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", name="engine")
     def _run_engine(self) -> None:
-        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit)."""
+        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit).
+
+        Nothing here fails silently or leaves a dead screen: a failed backfill is said on screen,
+        logged with its traceback, and the follow loop (whose first rescan reads every file not
+        read yet) takes over; a failed follow loop is said, logged and started again.
+        """
 
         def progress(p: Progress) -> None:
             self.post_message(LoadProgress(p.files_done, p.files_total, p.bytes_done, p.bytes_total))
 
+        self.engine.on_problem = self._engine_problem
         try:
             self.engine.backfill(progress)
+        except Exception as e:
+            log.exception("reading history failed")
+            self._engine_problem(
+                f"Reading history failed ({logs.one_line(e)}); reading the logs again one by one"
+            )
         finally:
             self.post_message(LoadDone())  # even after an error: show what was read
-        if not self._stop.is_set():
-            self.engine.follow(self._stop, self._follow_turns, deferred=True)
-        self.engine.save_cache()  # a no-op without a cache; the next start resumes from here
+        delay = FOLLOW_RETRY_SECONDS[0]
+        while not self._stop.is_set():
+            try:
+                self.engine.follow(self._stop, self._follow_turns, deferred=True)
+            except Exception as e:
+                log.exception("following the logs failed")
+                self._engine_problem(
+                    f"Following the logs failed ({logs.one_line(e)}); trying again in {delay:.0f} s"
+                )
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, FOLLOW_RETRY_SECONDS[1])
+        try:
+            self.engine.save_cache()  # a no-op without a cache; the next start resumes from here
+        except Exception:
+            log.exception("saving the cache failed")
+
+    def _engine_problem(self, text: str) -> None:
+        """Called on the engine thread: shown on the UI thread (details in the log file)."""
+        self.post_message(Problem(text))
+
+    def on_problem(self, message: Problem) -> None:
+        where = logs.current()
+        detail = f"\nDetails: {where}" if where is not None else ""
+        self.notify(message.text + detail, title="Problem", severity="error", timeout=30, markup=False)
 
     def _follow_turns(self, turns: list[Turn]) -> None:
         """Called on the worker thread: hand the batch over, touch nothing (see the module docstring)."""
@@ -257,7 +296,11 @@ class TokwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """Worker failures surface here, in one place (exit_on_error=False keeps the app up)."""
         if event.worker.group == "engine" and event.state is WorkerState.ERROR:
-            self.notify(f"Reading logs failed: {event.worker.error}", severity="error", markup=False)
+            error = event.worker.error
+            log.error("the engine thread failed", exc_info=error)
+            self.post_message(
+                Problem(f"Reading logs stopped ({logs.one_line(error) if error else 'unknown error'})")
+            )
         elif event.worker.group == "usage" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._usage_running = False
             if event.state is WorkerState.ERROR and not self._usage_failed:

@@ -31,6 +31,14 @@ class LoadDone(Message):
     """History is in the store; following starts now."""
 
 
+class Problem(Message):
+    """Something failed in the engine thread and was worked around (the details are in the log)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class TurnsArrived(Message):
     """One batch of new or updated turns read by the follow loop, not yet in the store."""
 

@@ -42,7 +42,7 @@ def parse_limit(text: str) -> int | str:
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     from tokwatch.agents import all_agents
 
-    r = sub.add_parser("report", help="usage per day, week, month, session or 5-hour block")
+    r = sub.add_parser("report", description="usage per day, week, month, session or 5-hour block")
     r.add_argument("view", choices=VIEWS)
     common(r)
     out = r.add_mutually_exclusive_group()

@@ -1135,7 +1135,13 @@ def make_gemini_jsonl(rng: random.Random, ids: Ids, root: Path) -> list[Path]:
     gemini("", ("run_shell_command", "Shell", {"command": "npm run docs:build"}, "Build finished in 3.1s"))
     gemini("Changelog page added; the docs build passes.", final=True)
 
-    chats = root / "tmp" / phash / "chats"
+    # v0.29+ names the folder by a slug, records the project in it (`.project_root`) and maps
+    # path -> slug in ~/.gemini/projects.json (this folder stands in for ~/.gemini).
+    slug = "docs-site"
+    (root / "tmp" / slug).mkdir(parents=True, exist_ok=True)
+    (root / "tmp" / slug / ".project_root").write_text(project, encoding="utf-8")
+    (root / "projects.json").write_text(json.dumps({"projects": {project: slug}}, indent=2), encoding="utf-8")
+    chats = root / "tmp" / slug / "chats"
     path = chats / f"session-{start.strftime('%Y-%m-%dT%H-%M')}-{sid[:8]}.jsonl"
     write_jsonl(path, recs)
     n = len({r["id"] for r in recs if r.get("type") == "gemini"})

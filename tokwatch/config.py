@@ -5,7 +5,9 @@ Validated once at start-up by pydantic so a typo is an error message, not a wron
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -82,6 +84,9 @@ class Config(BaseModel):
     force_polling: bool = False
     #: Limits per day, 5-hour block and session (see docs/reports.md).
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    #: The dashboard's colour theme (a Textual theme name); the dashboard saves the one picked
+    #: in its command palette here.
+    theme: str | None = None
 
 
 class ConfigError(Exception):
@@ -137,3 +142,21 @@ def describe(e: ValidationError) -> list[str]:
             shown = "" if isinstance(value, dict | list) else f" (found {value!r})"
             out.append(f"{where}: {msg[:1].lower()}{msg[1:]}{shown}")
     return out
+
+
+def with_top_level_key(text: str, key: str, value: str) -> str:
+    """`text` (a config file) with `key = "value"` set at the top level, everything else as it
+    was: comments, order, tables. (tomllib reads TOML but cannot write it.)"""
+    line = f"{key} = {json.dumps(value)}"
+    lines = text.splitlines()
+    first_table = next((i for i, x in enumerate(lines) if x.lstrip().startswith("[")), len(lines))
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i in range(first_table):
+        if pattern.match(lines[i]):
+            lines[i] = line
+            break
+    else:
+        lines.insert(first_table, line)
+        if first_table < len(lines) - 1 and lines[first_table + 1].strip():
+            lines.insert(first_table + 1, "")
+    return "\n".join(lines) + "\n"

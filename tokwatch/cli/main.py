@@ -314,7 +314,10 @@ def cmd_dashboard(args: argparse.Namespace, config: Config, demo: bool) -> int:
 
     logs.to_file()  # the screen belongs to the dashboard: warnings and tracebacks go to a file
 
-    app = TokwatchApp(engine, config=config, export_dir=export_dir, demo=demo)
+    from tokwatch.config import default_config_path
+
+    config_path = getattr(args, "config", None) or default_config_path()
+    app = TokwatchApp(engine, config=config, export_dir=export_dir, demo=demo, config_path=config_path)
     try:
         app.run()
     finally:

@@ -190,18 +190,20 @@ class Store:
                 if len(s.recent) > RECENT:
                     del s.recent[0], s.recent_ts[0], s.recent_cost[0]
             s.last_turn = t
-        if not t.sidechain:
+        if not t.sidechain and t.context > 0:  # (a turn with no prompt size never moves the gauge)
             if t.context > s.max_context:
                 s.max_context = t.context
             if ts >= s.context_ts:
                 s.context_ts = ts
                 s.context_used = t.context
                 s.context_model = t.model
-            s.context_window = self.pricer.context_window(
+            s.context_window, s.context_window_assumed = self.pricer.window(
                 s.agent, s.context_model, t.context_window, s.max_context
             )
         elif not s.context_window:
-            s.context_window = self.pricer.context_window(s.agent, t.model, t.context_window, 0)
+            s.context_window, s.context_window_assumed = self.pricer.window(
+                s.agent, t.model, t.context_window, 0
+            )
 
     def totals(self) -> Tokens:
         return Tokens.sum(s.totals for s in self.sessions.values())

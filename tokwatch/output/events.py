@@ -39,6 +39,7 @@ def turn_event(store: Store, t: Turn) -> TurnEvent:
             total=tot.total,
             cost_usd=tot.cost_usd,
             context_tokens=s.context_used,
-            context_window=s.context_window,
+            context_window=s.context_window or None,
+            context_window_assumed=s.context_window_assumed,
         ),
     )

@@ -41,7 +41,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tokwatch.config import Config
+from tokwatch.config import Config, with_top_level_key
 from tokwatch.core import logs
 from tokwatch.core.models import Session, Turn
 from tokwatch.core.store import SessionKey
@@ -66,6 +66,8 @@ FOLLOW_RETRY_SECONDS = (2.0, 60.0)
 TITLE_PROJECT_MAX = 28
 #: Below this many columns the session list moves on top and the totals get compact.
 NARROW_BELOW = 90
+#: From this many columns the session list grows with the terminal (names are cut less).
+XWIDE_FROM = 150
 
 
 class FilterInput(Input):
@@ -83,7 +85,7 @@ class TokwatchApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tokwatch"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide"), (XWIDE_FROM, "-xwide")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
@@ -105,15 +107,18 @@ class TokwatchApp(App[None]):
         clock: Callable[[], float] = time.time,
         tick_seconds: float = 1.0,
         tz: tzinfo | None = None,
+        config_path: Path | None = None,
     ) -> None:
         """`clock` is "now" in unix seconds: injectable so tests and snapshots never read the wall clock.
 
         `tz` is the zone "today" is cut in (None: the machine's local zone, as `tokwatch report`).
+        `config_path` is where a theme picked in the palette is remembered (None: nowhere).
         """
         super().__init__()
         self.engine = engine
         self.store = engine.store
         self.config = config or Config()
+        self.config_path = config_path
         self.export_dir = Path(export_dir) if export_dir is not None else Path.cwd()
         self.demo = demo
         self.clock = clock
@@ -160,7 +165,30 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
+        self._apply_theme()
         self._run_engine()
+
+    def _apply_theme(self) -> None:
+        """The theme remembered in the config; from then on, the one picked is remembered."""
+        wanted = self.config.theme
+        if wanted and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted:
+            self.notify(f"Unknown theme {wanted!r} in the config", severity="warning", markup=False)
+        self.watch(self, "theme", self._remember_theme, init=False)
+
+    def _remember_theme(self, theme: str) -> None:
+        if self.config_path is None or theme == self.config.theme:
+            return
+        path = self.config_path
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export.write_atomic(path, with_top_level_key(text, "theme", theme))
+        except (OSError, UnicodeDecodeError) as e:
+            self.notify(f"Could not save the theme in {path}: {e}", severity="warning", markup=False)
+            return
+        self.config.theme = theme
 
     def format_title(self, title: str, sub_title: str) -> Content:
         """The header: the selected session, plus discreet `demo` and `⚠ N skipped` marks (all literal)."""
@@ -502,16 +530,28 @@ class TokwatchApp(App[None]):
         box.focus()
 
     def action_clear_filter(self) -> None:
+        """Esc, from the filter box or the list: no filter, every session back, the box hidden."""
         box = self._main.query_one(FilterInput)
         box.value = ""
         box.remove_class("-visible")
-        self._main.query_one(SessionList).focus()
+        sessions = self._main.query_one(SessionList)
+        if sessions.query_text:  # (the Changed event of `value = ""` comes later: refilter now)
+            sessions.query_text = ""
+            sessions.refilter()
+            self._update_side_title()
+        sessions.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         sessions = self._main.query_one(SessionList)
-        sessions.query_text = event.value.strip()
+        text = event.value.strip()
+        if text == sessions.query_text:
+            return
+        sessions.query_text = text
         sessions.refilter()
+        if text:
+            sessions.user_moved = True
+            sessions.select_newest()
         self._update_side_title()
 
     @on(Input.Submitted, "#filter")
@@ -587,7 +627,8 @@ class TokwatchApp(App[None]):
         self.exit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" (its key panel) would sit beside our "Keys and legend": one is enough.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         yield SystemCommand(
             "Export CSV snapshot", f"Write tokwatch-*.csv to {self.export_dir}", self.action_export
         )
@@ -595,7 +636,7 @@ class TokwatchApp(App[None]):
             "Toggle active sessions only", "All sessions / active only", self.action_toggle_active
         )
         yield SystemCommand("Filter sessions", "By project, model or agent", self.action_filter)
-        yield SystemCommand("Keys and legend", "The help screen", self.action_help)
+        yield SystemCommand("Keys and legend", "The help screen: every key and mark (?)", self.action_help)
         yield SystemCommand("Skipped lines", "Log lines that could not be read, by file", self.action_skipped)
 
 

@@ -38,24 +38,29 @@ def claude_usage(
     output: int,
     *,
     cache_write_1h: int = 0,
-    final: bool = True,
+    geo: str = "global",
 ) -> Json:
-    """`message.usage` of a Claude assistant line: the final copy of a streamed message, or
-    (`final=False`) one of the earlier copies, whose `output_tokens` is a placeholder."""
-    split = {
-        "ephemeral_5m_input_tokens": cache_write - cache_write_1h,
-        "ephemeral_1h_input_tokens": cache_write_1h,
+    """`message.usage` as Claude Code streams it: every copy of a response carries it (all but
+    the last with a placeholder `output_tokens`)."""
+    return {
+        "input_tokens": input,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache_write - cache_write_1h,
+            "ephemeral_1h_input_tokens": cache_write_1h,
+        },
+        "output_tokens": output,
+        "service_tier": "standard",
+        "inference_geo": geo,
     }
-    if not final:
-        return {
-            "input_tokens": input,
-            "cache_creation_input_tokens": cache_write,
-            "cache_read_input_tokens": cache_read,
-            "cache_creation": split,
-            "output_tokens": output,
-            "service_tier": "standard",
-            "inference_geo": "global",
-        }
+
+
+def claude_usage_final(
+    input: int, cache_read: int, cache_write: int, output: int, *, cache_write_1h: int = 0
+) -> Json:
+    """`message.usage` of the last copy of a response in newer Claude Code builds (its keys in
+    their order, with `server_tool_use` and `iterations`)."""
     return {
         "input_tokens": input,
         "cache_creation_input_tokens": cache_write,
@@ -72,25 +77,19 @@ def claude_usage(
     }
 
 
-def claude_assistant(
+def claude_header(
     *,
     session_id: str,
     cwd: str,
-    message_id: str,
-    request_id: str,
-    uuid: str,
-    model: str,
-    usage: Json,
-    content: list[Json] | None = None,
-    timestamp: str | None = None,
     parent_uuid: str | None = None,
     sidechain: bool = False,
     version: str = "2.1.39",
     git_branch: str = "main",
-    stop_reason: str | None = None,
+    agent_id: str | None = None,
+    slug: str | None = None,
 ) -> Json:
-    """A Claude Code assistant line (one copy of a streamed API response)."""
-    return {
+    """The fields every Claude Code transcript line of a session starts with, in its order."""
+    d: Json = {
         "parentUuid": parent_uuid,
         "isSidechain": sidechain,
         "userType": "external",
@@ -98,18 +97,40 @@ def claude_assistant(
         "sessionId": session_id,
         "version": version,
         "gitBranch": git_branch,
-        "message": {
-            "model": model,
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "content": content if content is not None else [{"type": "text", "text": "ok"}],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": usage,
-        },
-        "requestId": request_id,
-        "type": "assistant",
-        "uuid": uuid,
-        "timestamp": timestamp or iso_ms(),
     }
+    if agent_id is not None:
+        d["agentId"] = agent_id
+    if slug is not None:
+        d["slug"] = slug
+    return d
+
+
+def claude_assistant(
+    header: Json,
+    *,
+    model: str,
+    message_id: str,
+    request_id: str,
+    uuid: str,
+    usage: Json,
+    content: list[Json] | None = None,
+    timestamp: str | None = None,
+    stop_reason: str | None = None,
+) -> Json:
+    """A Claude Code assistant line (one copy of a streamed API response) after `header`."""
+    d = dict(header)
+    d["message"] = {
+        "model": model,
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "content": content if content is not None else [{"type": "text", "text": "ok"}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    d["requestId"] = request_id
+    d["type"] = "assistant"
+    d["uuid"] = uuid
+    d["timestamp"] = timestamp or iso_ms()
+    return d

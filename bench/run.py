@@ -347,37 +347,27 @@ def bench_startup(tw: list[str], work: Path, repeat: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- live
 def claude_line(sid: str, cwd: str, i: int, rng: random.Random) -> bytes:
+    sys.path.insert(0, str(BENCH))
+    import loglines
+
     mid = f"msg_01BENCH{i:04d}" + "".join(rng.choices("abcdefghijkmnopqrstuvwxyz", k=12))
-    d = {
-        "parentUuid": None,
-        "isSidechain": False,
-        "userType": "external",
-        "cwd": cwd,
-        "sessionId": sid,
-        "version": "2.1.39",
-        "gitBranch": "main",
-        "message": {
-            "model": "claude-opus-4-6",
-            "id": mid,
-            "type": "message",
-            "role": "assistant",
-            "content": [{"type": "text", "text": "benchmark line"}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 3,
-                "cache_creation_input_tokens": 120,
-                "cache_read_input_tokens": 40_000 + i,
-                "output_tokens": 50 + i,
-                "service_tier": "standard",
-            },
+    line = loglines.claude_assistant(
+        loglines.claude_header(session_id=sid, cwd=cwd),
+        model="claude-opus-4-6",
+        message_id=mid,
+        request_id=f"req_011CBENCH{i:04d}",
+        uuid=f"00000000-0000-4000-8000-{i:012d}",
+        content=[{"type": "text", "text": "benchmark line"}],
+        stop_reason="end_turn",
+        usage={
+            "input_tokens": 3,
+            "cache_creation_input_tokens": 120,
+            "cache_read_input_tokens": 40_000 + i,
+            "output_tokens": 50 + i,
+            "service_tier": "standard",
         },
-        "requestId": f"req_011CBENCH{i:04d}",
-        "type": "assistant",
-        "uuid": f"00000000-0000-4000-8000-{i:012d}",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-    }
-    return orjson.dumps(d) + b"\n"
+    )
+    return loglines.jsonl(line)
 
 
 def proc_cpu_ticks(pid: int) -> int:

@@ -75,8 +75,9 @@ def test_demo_command_shows_only_the_samples(
     real = home / ".claude" / "projects" / "-home-me-secret-project"
     real.mkdir(parents=True)
     line = loglines.claude_assistant(
-        session_id="11111111-2222-4333-8444-555555555555",
-        cwd="/home/me/secret-project",
+        loglines.claude_header(
+            session_id="11111111-2222-4333-8444-555555555555", cwd="/home/me/secret-project"
+        ),
         message_id="msg_01RealUserSession000000",
         request_id="req_011CRealUserRequest00000",
         uuid="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
@@ -107,8 +108,7 @@ def append_turn(corpus: Path, marker: str) -> None:
     log = sorted((corpus / "claude" / "projects").glob("*/*.jsonl"))[0]
     sid = next(json.loads(raw)["sessionId"] for raw in log.read_bytes().splitlines() if b'"sessionId"' in raw)
     line = loglines.claude_assistant(
-        session_id=sid,
-        cwd=f"/home/dev/{marker}",
+        loglines.claude_header(session_id=sid, cwd=f"/home/dev/{marker}"),
         message_id="msg_01EndToEndAppended00000",
         request_id="req_011CEndToEndAppended000",
         uuid="e2e00000-0000-4000-8000-000000000001",

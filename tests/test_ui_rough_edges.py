@@ -147,6 +147,21 @@ async def test_filter_selects_the_newest_match_and_shows_it(many: Path) -> None:
         assert app.query_one(Detail).key == table.selected
 
 
+async def test_fast_typing_after_slash_loses_no_letter(many: Path) -> None:
+    """A terminal delivers `/alp` as one burst of keys; none may reach the list instead."""
+    from textual import events
+
+    async with app_over(many).run_test(size=(100, 30)) as pilot:
+        app = await loaded(pilot)
+        for key, char in (("slash", "/"), ("a", "a"), ("l", "l"), ("p", "p")):
+            app.post_message(events.Key(key, char))  # queued together, as the driver does
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one("#filter").value == "alp"
+        await pilot.press("slash")  # in the box, `/` is a character like any other
+        assert app.query_one("#filter").value == "alp/"
+
+
 async def test_escape_in_the_list_clears_the_filter(many: Path) -> None:
     async with app_over(many).run_test(size=(100, 30)) as pilot:
         app = await loaded(pilot)

@@ -90,7 +90,9 @@ class TokwatchApp(App[None]):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("a", "toggle_active", "Active", id="toggle_active"),
-        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
+        # priority: handled as the key arrives, so the box has the focus before the letters typed
+        # right after it (`/gem` comes from the terminal in one burst) are handed out
+        Binding("slash", "filter", "Filter", id="filter", key_display="/", priority=True),
         Binding("e", "export", "Export", id="export"),
         Binding("exclamation_mark", "skipped", "Skipped lines", id="skipped", key_display="!", show=False),
         Binding("j", "select_next", "Next", id="select_next", group=MOVE),
@@ -524,10 +526,18 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(Detail).set_empty_text(self._empty_text())
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`/` opens the filter only on the dashboard itself, and is a plain character in the
+        filter box and in other screens' inputs (the command palette)."""
+        elsewhere = self.screen is not self._main or isinstance(self.focused, Input)
+        return not (action == "filter" and elsewhere)
+
     def action_filter(self) -> None:
+        """Open the filter box and focus it now: `focus()` waits its turn behind keys already
+        queued, and a fast typist's first letters (`/gem`) went to the list."""
         box = self._main.query_one(FilterInput)
         box.add_class("-visible")
-        box.focus()
+        self._main.set_focus(box)
 
     def action_clear_filter(self) -> None:
         """Esc, from the filter box or the list: no filter, every session back, the box hidden."""

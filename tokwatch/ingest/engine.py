@@ -811,10 +811,14 @@ class Engine:
                         rescan = now - last_rescan > RESCAN_SECONDS
                         if rescan:
                             last_rescan = now
-                        turns = read(changed, rescan)
-                        if turns:
-                            on_turns(turns)
-                            self._dirty = True
+                        # What changed is handed out first; the safety rescan (every followed file
+                        # stat'ed, every root walked: a second on a big history) comes after, as
+                        # its own batch, so it never delays the turn that woke us.
+                        for rescanning in (False, True) if rescan else (False,):
+                            batch = read([] if rescanning else changed, rescanning)
+                            if batch:
+                                on_turns(batch)
+                                self._dirty = True
                         if self._dirty and now - self._saved_at > CACHE_SAVE_SECONDS:
                             self._saved_at, self._dirty = now, False
                             if not self.save_cache():

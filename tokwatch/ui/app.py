@@ -168,7 +168,9 @@ class TokwatchApp(App[None]):
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
         self._apply_theme()
-        self._run_engine()
+        # after the first frame: reading history (a thread, but it holds the GIL for long
+        # stretches) must not hold back the first paint
+        self.call_after_refresh(self._run_engine)
 
     def _apply_theme(self) -> None:
         """The theme remembered in the config; from then on, the one picked is remembered."""

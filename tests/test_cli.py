@@ -168,3 +168,14 @@ def test_the_demo_never_watches_anything_but_the_samples(
         demo.default_source()
     with pytest.raises(demo.SamplesMissing):
         demo.DemoReplayer(tmp_path / "out", source=tmp_path / "empty").prepare()
+
+
+def test_the_status_line_hook_always_prints_its_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code shows whatever the hook prints: a wrong path or config is no reason for none."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("{}"))
+    code, out, _ = run(capsys, "statusline", "/no/such/path", "--config", "/missing.toml", "--no-cache")
+    assert code == 0 and len(out.splitlines()) == 1

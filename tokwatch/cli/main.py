@@ -146,6 +146,8 @@ def parse_args(args_list: list[str]) -> argparse.Namespace:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     args = sub.choices[command].parse_intermixed_args(rest)
     args.command = command
+    if command == "statusline":  # a hook prints its one line whatever it is given
+        return args
     for path in getattr(args, "paths", None) or ():
         if not path.expanduser().exists():
             raise UsageError(f"no such file or folder: {path}")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import CORPUS_MB, REPO, Installed, _run, pipx_install, terminal
+from e2e_support import CORPUS_MB, REPO, Installed, _run, pipx_install, readme_user_install, terminal
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def pipx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built once from this checkout."""
+    """The wheel, built once from this checkout (what `pipx install tokwatch-*.whl` takes)."""
     out = tmp_path_factory.mktemp("dist")
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)])
     (found,) = out.glob("tokwatch-*.whl")
@@ -35,9 +35,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed(pipx: Path, wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The built wheel installed with pipx into a fresh environment."""
-    return pipx_install(pipx, str(wheel), tmp_path_factory.mktemp("installed"))
+def installed(pipx: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """tokwatch installed by the README's command from this clone: pipx builds the wheel and
+    installs it into a fresh environment of its own. Once per test session."""
+    command = readme_user_install()
+    assert command[:2] == ["pipx", "install"], command
+    return pipx_install(pipx, command[2], tmp_path_factory.mktemp("installed"))
 
 
 @pytest.fixture(scope="session")

@@ -64,3 +64,11 @@ def copy_corpus(corpus: Path, dest: Path) -> Path:
     """A private copy the test may append to (the session's corpus stays as generated)."""
     shutil.copytree(corpus, dest)
     return dest
+
+
+def readme_user_install() -> list[str]:
+    """The README's one command for users, as written there."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### For users", 1)[1].split("###", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return next(line for line in block.splitlines() if line.startswith("pipx install")).split("#")[0].split()

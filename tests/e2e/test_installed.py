@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_support import REPO, Installed, copy_corpus, loglines, pipx_install
+from e2e_support import Installed, copy_corpus, loglines, readme_user_install
 from terminal import Tmux  # (bench/, on the path once e2e_support is imported)
 
 #: The generous bound on anything appearing on screen (a busy 2-core machine, a cold 55 MB read).
@@ -35,18 +35,13 @@ def roots(corpus: Path) -> list[str]:
     return [str(corpus / a) for a in ("claude", "codex", "gemini")]
 
 
-def test_readme_user_install_from_a_clone(pipx: Path, tmp_path: Path) -> None:
-    """The README's one command for users, as written, installs a working tokwatch whose demo
-    sessions come from the installed package."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### For users", 1)[1].split("###", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    command = next(line for line in block.splitlines() if line.startswith("pipx install"))
-    assert command.split("#")[0].split() == ["pipx", "install", "."]
-    inst = pipx_install(pipx, ".", tmp_path)
-    version = subprocess.run([str(inst.exe), "--version"], capture_output=True, text=True, check=True)
+def test_readme_user_install_from_a_clone(installed: Installed, tmp_path: Path) -> None:
+    """The README's one command for users (`pipx install .`, run from this clone by the
+    `installed` fixture) leaves a working tokwatch whose demo sessions come from the package."""
+    assert readme_user_install() == ["pipx", "install", "."]
+    version = subprocess.run([str(installed.exe), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("tokwatch ")
-    python = next(inst.pipx_home.glob("venvs/tokwatch/bin/python"))
+    python = next(installed.pipx_home.glob("venvs/tokwatch/bin/python"))
     where = subprocess.run(
         [str(python), "-c", "from tokwatch.demo import default_source; print(default_source())"],
         capture_output=True,
@@ -54,7 +49,21 @@ def test_readme_user_install_from_a_clone(pipx: Path, tmp_path: Path) -> None:
         check=True,
         cwd=tmp_path,  # (not the checkout: `-c` puts the current folder first on the path)
     ).stdout.strip()
-    assert where.startswith(str(inst.pipx_home)) and where.endswith("tokwatch/sample_logs")
+    assert where.startswith(str(installed.pipx_home)) and where.endswith("tokwatch/sample_logs")
+
+
+def test_the_wheel_carries_the_samples(wheel: Path) -> None:
+    """What `pipx install tokwatch-*.whl` gets: the sample sessions as package data, Gemini's
+    project records included, and not the script that makes them."""
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    samples = {n for n in names if n.startswith("tokwatch/sample_logs/")}
+    for agent in ("claude", "codex", "gemini"):
+        assert any(n.startswith(f"tokwatch/sample_logs/{agent}/") for n in samples), agent
+    assert "tokwatch/sample_logs/gemini/tmp/docs-site/.project_root" in samples
+    assert not any(n.endswith(("make_samples.py", "README.md")) for n in samples)
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
 
 def test_first_launch_with_no_logs_opens_the_demo(installed: Installed, home: Path, tmux: Tmux) -> None:

@@ -23,7 +23,8 @@ from tokwatch.ui.help import HelpScreen
 from tokwatch.ui.sessions import SessionList
 
 NOW = 1774519200.0  # 2026-03-26T10:00:00Z
-SESSIONS = 40
+SESSIONS = 25  # two pages of the list at 100 x 30 (the last one, proj-24, is no `alpha`)
+ALPHA = sum(1 for i in range(SESSIONS) if i % 5 == 3)  # the sessions whose project matches `alpha`
 
 
 def iso(ts: float) -> str:
@@ -63,8 +64,8 @@ def sid(i: int) -> str:
 
 @pytest.fixture
 def many(tmp_path: Path) -> Path:
-    """40 Claude sessions, session i last active i minutes before NOW; projects proj-00..proj-39,
-    every fifth one also matching `alpha`."""
+    """SESSIONS Claude sessions, session i last active i minutes before NOW; projects proj-00,
+    proj-01, ..., every fifth one also matching `alpha`."""
     root = tmp_path / "logs" / "claude" / "projects"
     for i in range(SESSIONS):
         name = f"proj-{i:02d}" + ("-alpha" if i % 5 == 3 else "")
@@ -119,7 +120,7 @@ async def test_home_end_page_keys_move_the_selection(many: Path) -> None:
         assert selected_project(app) == "proj-00"
         await pilot.press("end")
         await pilot.pause()
-        assert selected_project(app) == "proj-39" and row_visible(table)
+        assert selected_project(app) == f"proj-{SESSIONS - 1:02d}" and row_visible(table)
         await pilot.press("home")
         await pilot.pause()
         assert selected_project(app) == "proj-00" and row_visible(table)
@@ -141,7 +142,7 @@ async def test_filter_selects_the_newest_match_and_shows_it(many: Path) -> None:
         await pilot.pause()
         await pilot.press("slash", *"alpha")
         await pilot.pause()
-        assert table.row_count == SESSIONS // 5
+        assert table.row_count == ALPHA
         assert selected_project(app) == "proj-03-alpha"  # the newest match
         assert table.cursor_row == 0 and row_visible(table)
         assert app.query_one(Detail).key == table.selected
@@ -168,7 +169,7 @@ async def test_escape_in_the_list_clears_the_filter(many: Path) -> None:
         table = app.query_one(SessionList)
         await pilot.press("slash", *"alpha", "enter")  # keep the filter, back to the list
         await pilot.pause()
-        assert table.has_focus and table.row_count == SESSIONS // 5
+        assert table.has_focus and table.row_count == ALPHA
         await pilot.press("escape")
         await pilot.pause()
         assert table.row_count == SESSIONS

@@ -23,10 +23,11 @@ TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
 
 
 def _files(root: Path) -> dict[Path, bytes]:
+    """The session logs (not Gemini's own project records, `projects.json` and `.project_root`)."""
     return {
         p.relative_to(root): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix in (".jsonl", ".json")
+        if p.is_file() and p.suffix in (".jsonl", ".json") and p.name != "projects.json"
     }
 
 
@@ -109,6 +110,14 @@ def test_prepare_creates_agent_roots_with_partial_sessions(replayer: DemoReplaye
             doc, src_doc = json.loads(data), json.loads(src)
             assert 0 < len(doc["messages"]) < len(src_doc["messages"])
             assert doc["sessionId"] == src_doc["sessionId"]
+
+
+def test_prepare_copies_gemini_project_records(replayer: DemoReplayer, tmp_path: Path) -> None:
+    """What Gemini CLI records about its projects comes along, so the demo names them."""
+    replayer.prepare()
+    dest = tmp_path / "demo"
+    for rel in (Path("gemini/projects.json"), Path("gemini/tmp/docs-site/.project_root")):
+        assert (dest / rel).read_bytes() == (SOURCE / rel).read_bytes()
 
 
 def test_history_is_shifted_to_now_keeping_spacing(replayer: DemoReplayer, tmp_path: Path) -> None:

@@ -254,7 +254,9 @@ def test_config_that_is_not_a_regular_file(tmp_path: Path, cli_env: dict[str, st
     config = {"fifo": tmp_path / "config.fifo", "device": Path("/dev/zero"), "folder": tmp_path}[kind]
     if kind == "fifo":
         os.mkfifo(config)
-    p = run_cli("export", "--config", str(config), str(tmp_path / "nothing"), env=cli_env)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    p = run_cli("export", "--config", str(config), str(logs), env=cli_env)
     assert p.returncode == 2
     assert b"not a regular file" in p.stderr or b"Is a directory" in p.stderr, p.stderr
 

@@ -280,7 +280,7 @@ def test_a_corrupt_ledger_is_moved_aside_reported_and_rebuilt(logs: Path, data: 
     assert warm == cold  # rebuilt from the logs
     aside = [p for p in data.iterdir() if ".corrupt-" in p.name and not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1
-    assert any("could not be read" in n and str(aside[0]) in n for n in engine.notices)
+    assert any("could not be read" in n and str(aside[0]) in n for n in engine.problems)
 
 
 def test_a_damaged_page_keeps_what_can_be_salvaged(logs: Path, data: Path) -> None:
@@ -308,7 +308,7 @@ def test_damaged_session_state_and_file_records_are_not_believed(logs: Path, dat
         con.execute("UPDATE files SET state = 'nonsense', sessions = '[1, 2]' WHERE rowid % 2 = 0")
     warm, engine = _export(logs, data)
     assert warm == cold  # folded again from the turns; the damaged records' files read again
-    assert any("damaged file records" in n for n in engine.notices)
+    assert any("damaged file records" in n for n in engine.problems)
 
 
 def test_bad_values_cannot_be_written(data: Path) -> None:

@@ -109,7 +109,7 @@ def test_status_of_a_session_with_no_turns_yet(capsys: pytest.CaptureFixture[str
         usage = doc["usage"]
         assert usage["session"] == dict.fromkeys(USAGE_KEYS, 0) | {"cost": 0.0}  # type: ignore[index]
         assert usage["lastTurn"] is None  # type: ignore[index]
-        assert usage["context"] == {"used": 0, "window": 200000, "percent": 0.0}  # type: ignore[index]
+        assert usage["context"] == {"used": 0, "window": 200000, "windowAssumed": False, "percent": 0.0}  # type: ignore[index]
     # a new session of the project wins over the project's older sessions with turns
     doc = run_status(capsys, str(NEW), str(SAMPLES), "--cwd", "/home/USER/projects/newapp")
     assert doc["session"]["id"] == NEW_ID  # type: ignore[index]

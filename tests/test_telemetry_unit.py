@@ -417,10 +417,10 @@ def test_missing_extra_is_an_install_hint(
     assert "tokwatch[telemetry]" in err and "pipx" in err
 
 
-def test_bad_settings_fail_before_reading_any_log(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_settings_fail_before_reading_any_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from tokwatch.cli.main import main
 
-    assert main(["watch", "/nonexistent", "--otlp", "collector:4318"]) == 2
+    assert main(["watch", str(tmp_path), "--otlp", "collector:4318"]) == 2
     assert "expected a URL" in capsys.readouterr().err
     assert main(["watch", "--prometheus", "9464:x"]) == 2
     assert "port" in capsys.readouterr().err

@@ -5,7 +5,9 @@ Validated once at start-up by pydantic so a typo is an error message, not a wron
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -131,10 +133,13 @@ class Config(BaseModel):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     #: Metrics for a team's OpenTelemetry / Prometheus stack (docs/team.md).
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    #: The dashboard's colour theme (a Textual theme name); the dashboard saves the one picked
+    #: in its command palette here.
+    theme: str | None = None
 
 
 class ConfigError(Exception):
-    pass
+    """What is wrong with a config file, one line per problem (already worded for a person)."""
 
 
 def default_config_path(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
@@ -146,16 +151,61 @@ def default_config_path(env: os._Environ[str] | dict[str, str] | None = None) ->
 
 
 def load_config(path: Path | None = None) -> Config:
-    """The config at `path` (default location when None); defaults when the file does not exist."""
-    path = default_config_path() if path is None else path
+    """The config at `path` (default location when None); defaults when the default file does not
+    exist. A file named explicitly (`path`) must exist."""
+    explicit = path is not None
+    path = default_config_path() if path is None else path.expanduser()
     try:
         raw = read_regular(path)  # (a FIFO or a device named as the config must not hang us)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if explicit:
+            raise ConfigError(f"config file not found: {path}") from e
         return Config()
     except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
     try:
         data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"invalid config {path}: not UTF-8 text (byte {e.start})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid config {path}: not valid TOML: {e}") from e
+    try:
         return Config.model_validate(data)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValidationError) as e:
-        raise ConfigError(f"invalid config {path}: {e}") from e
+    except ValidationError as e:
+        raise ConfigError("\n".join(f"invalid config {path}: {problem}" for problem in describe(e))) from e
+
+
+def describe(e: ValidationError) -> list[str]:
+    """Pydantic's errors as one line each: the key, what is wrong, and the value found."""
+    out = []
+    for err in e.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            out.append(f"{where}: unknown key")
+        elif kind == "missing":
+            out.append(f"{where}: missing (required)")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            value = err.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (found {value!r})"
+            out.append(f"{where}: {msg[:1].lower()}{msg[1:]}{shown}")
+    return out
+
+
+def with_top_level_key(text: str, key: str, value: str) -> str:
+    """`text` (a config file) with `key = "value"` set at the top level, everything else as it
+    was: comments, order, tables. (tomllib reads TOML but cannot write it.)"""
+    line = f"{key} = {json.dumps(value)}"
+    lines = text.splitlines()
+    first_table = next((i for i, x in enumerate(lines) if x.lstrip().startswith("[")), len(lines))
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i in range(first_table):
+        if pattern.match(lines[i]):
+            lines[i] = line
+            break
+    else:
+        lines.insert(first_table, line)
+        if first_table < len(lines) - 1 and lines[first_table + 1].strip():
+            lines.insert(first_table + 1, "")
+    return "\n".join(lines) + "\n"

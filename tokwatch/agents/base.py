@@ -74,6 +74,9 @@ class Agent:
     provider: ClassVar[str | None] = None
     #: Context window when the log does not say, unless the pricing config overrides it.
     default_context_window: ClassVar[int] = 0
+    #: True when that default is our assumption rather than the agent's own figure: views then
+    #: mark it (`~272k`).
+    window_assumed: ClassVar[bool] = False
     #: Sniffing order among agents (lower first): generic sniffs should go last.
     sniff_priority: ClassVar[int] = 50
     #: File name endings discovery should consider for this agent.

@@ -69,6 +69,11 @@ class ClaudeParser(LogParser):
         if not isinstance(model, str) or not model:
             model = "unknown"
         cw = count(usage, "cache_creation_input_tokens")
+        inp = count(usage, "input_tokens")
+        cache_read = count(usage, "cache_read_input_tokens")
+        output = count(usage, "output_tokens")
+        if not (inp or cache_read or cw or output):
+            return []  # an empty or all-zero usage is no request: not a turn, the gauge stays
         cc = usage.get("cache_creation")
         cw_1h = count(cc, "ephemeral_1h_input_tokens") if isinstance(cc, dict) else 0
         session = d.get("sessionId")
@@ -93,11 +98,11 @@ class ClaudeParser(LogParser):
                 turn_id=turn_id,
                 model=model,
                 timestamp=parse_ts(d.get("timestamp")),
-                input=count(usage, "input_tokens"),
-                cache_read=count(usage, "cache_read_input_tokens"),
+                input=inp,
+                cache_read=cache_read,
                 cache_write=cw,
                 cache_write_1h=min(cw_1h, cw),
-                output=count(usage, "output_tokens"),
+                output=output,
                 project=self.project,
                 sidechain=bool(d.get("isSidechain")) or self.subagent,
                 merge_max=True,

@@ -129,6 +129,8 @@ class Codex(Agent):
     needles = (b"token_count", b"turn_context", b"session_meta")
     provider = "openai"
     default_context_window = 272_000
+    #: Codex logs its window (`model_context_window`); when it is null, 272k is our guess.
+    window_assumed = True
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         base = Path(env["CODEX_HOME"]).expanduser() if env.get("CODEX_HOME") else home / ".codex"

@@ -8,8 +8,10 @@ were billed, so turns are never removed; `cached` is inside `input`, `thoughts` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +25,9 @@ RECORD = Record(
     dict.fromkeys(("sessionId", "projectHash", "type", "tokens", "id", "model", "timestamp"))
     | {"$set": dict.fromkeys(("sessionId", "projectHash"))}
 )
+#: Gemini CLI v0.29+ writes the project's folder into `tmp/<slug>/.project_root`.
+PROJECT_ROOT_FILE = ".project_root"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _project_names(home: Path) -> dict[str, str]:
@@ -37,6 +42,24 @@ def _project_names(home: Path) -> dict[str, str]:
     return {str(slug): str(path) for path, slug in projects.items() if isinstance(slug, str)}
 
 
+def project_folder(path: Path) -> Path | None:
+    """`tmp/<project>/` of a session file (`chats/x.json`, or a subagent's `chats/<parent>/x.jsonl`)."""
+    parent = path.parent
+    if parent.name != "chats" and parent.parent.name == "chats":
+        parent = parent.parent
+    return parent.parent if parent.name == "chats" else None
+
+
+def recorded_root(folder: Path) -> str | None:
+    """The project folder Gemini CLI recorded for `tmp/<slug>/` (its `.project_root` marker)."""
+    try:
+        with open(folder / PROJECT_ROOT_FILE, "rb") as f:
+            text = f.read(4096).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text and "\n" not in text else None
+
+
 class GeminiParser(LogParser):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -47,15 +70,18 @@ class GeminiParser(LogParser):
             # chats/<parentSessionId>/<id>.jsonl: a subagent billed to its parent session.
             self.session_id = parent.name
             self.sidechain = True
-            parent = parent.parent
-        self.project = parent.parent.name if parent.name == "chats" else ""
+        folder = project_folder(path)
+        #: the folder's name (a slug or a sha256): what the project is called until it is resolved
+        self.folder = folder.name if folder is not None else ""
+        self.project = self.folder
 
     def state(self) -> dict[str, object]:
         return {"session_id": self.session_id, "project": self.project}
 
     def restore(self, state: Mapping[str, object]) -> None:
         self.session_id = str(state.get("session_id") or self.session_id)
-        self.project = str(state.get("project") or self.project)
+        if self.project == self.folder:  # (a name resolved from Gemini's own files wins)
+            self.project = str(state.get("project") or self.project)
 
     def _meta(self, d: dict[str, object]) -> None:
         sid = d.get("sessionId")
@@ -140,6 +166,7 @@ class Gemini(Agent):
 
     def __init__(self) -> None:
         self._slugs: dict[str, str] | None = None
+        self._roots: dict[Path, str | None] = {}
 
     @staticmethod
     def _base(env: Mapping[str, str], home: Path) -> Path:
@@ -169,8 +196,25 @@ class Gemini(Agent):
 
     def parser(self, path: Path) -> LogParser:
         p = GeminiParser(path)
-        p.project = self.slugs().get(p.project, p.project)
+        folder = project_folder(path)
+        if folder is not None:
+            p.project = self.project_of(folder)
         return p
+
+    def project_of(self, folder: Path) -> str:
+        """The project folder behind `tmp/<name>/`, from Gemini CLI's own records: the folder's
+        `.project_root` (v0.29+), `~/.gemini/projects.json` (path -> slug), or a path there
+        whose sha256 is the folder's name (older hash-named folders); else the name itself."""
+        if folder not in self._roots:
+            name = folder.name
+            found = recorded_root(folder) or self.slugs().get(name)
+            if found is None and _SHA256.fullmatch(name):
+                found = self._hashes().get(name)
+            self._roots[folder] = found
+        return self._roots[folder] or folder.name
+
+    def _hashes(self) -> dict[str, str]:
+        return {hashlib.sha256(p.encode()).hexdigest(): p for p in self.slugs().values()}
 
 
 AGENT = Gemini()

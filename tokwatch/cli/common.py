@@ -20,7 +20,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 def report_skips(engine: Engine) -> None:
     """What the user should know after reading: the ledger's notices, then malformed lines."""
-    for notice in engine.notices:
+    for notice in engine.problems:
         print(f"tokwatch: {notice}", file=sys.stderr)
     if engine.skips.lines:
         print(

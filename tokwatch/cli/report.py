@@ -9,7 +9,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from tokwatch.output import report_render
-from tokwatch.reports.report import VIEWS, Filters, build, parse_tz
+from tokwatch.reports.report import VIEWS, Filters, Report, build, parse_tz
 
 if TYPE_CHECKING:
     from tokwatch.config import Config
@@ -38,11 +38,24 @@ def parse_limit(text: str) -> int | str:
     return n
 
 
+def _console(rep: Report, breakdown: bool) -> tuple[Any, bool]:
+    """Where the table goes: a terminal's width (or COLUMNS) is fitted; a pipe or a file gets
+    the whole table (no column dropped, no path wrapped), unless COLUMNS says otherwise."""
+    import os
+
+    from rich.console import Console
+
+    columns = os.environ.get("COLUMNS", "")
+    if sys.stdout.isatty() or columns.isdigit():
+        return Console(), True
+    return Console(width=max(80, report_render.full_width(rep, breakdown)), soft_wrap=False), False
+
+
 # ---------------------------------------------------------------- command
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     from tokwatch.agents import all_agents
 
-    r = sub.add_parser("report", help="usage per day, week, month, session or 5-hour block")
+    r = sub.add_parser("report", description="usage per day, week, month, session or 5-hour block")
     r.add_argument("view", choices=VIEWS)
     common(r)
     out = r.add_mutually_exclusive_group()
@@ -90,8 +103,7 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
     elif args.csv:
         sys.stdout.write(report_render.to_csv(rep, args.breakdown, terminal=sys.stdout.isatty()))
     else:
-        from rich.console import Console
-
-        report_render.print_table(rep, Console(), args.breakdown)
+        console, fit = _console(rep, args.breakdown)
+        report_render.print_table(rep, console, breakdown=args.breakdown, fit=fit)
     sys.stdout.flush()
     return 0

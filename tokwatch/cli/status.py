@@ -41,7 +41,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    s = sub.add_parser("status", help="one session's usage, context and budgets (for agents)")
+    s = sub.add_parser("status", description="one session's usage, context and budgets (for agents)")
     common(s)
     which = s.add_mutually_exclusive_group()
     which.add_argument("--session", help="session id (or a unique prefix)")
@@ -49,7 +49,9 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--tz", help="time zone for 'today' (default: local)")
 
-    line = sub.add_parser("statusline", help="one line for Claude Code's statusLine hook (JSON on stdin)")
+    line = sub.add_parser(
+        "statusline", description="one line for Claude Code's statusLine hook (JSON on stdin)"
+    )
     line.add_argument("paths", nargs="*", type=Path, help="Claude log folders (default: Claude's homes)")
     line.add_argument("--config", type=Path)
     line.add_argument("--no-cache", action="store_true")

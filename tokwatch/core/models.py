@@ -308,6 +308,8 @@ class Session:
     recent_cost: list[int | None] = field(default_factory=list)
     #: True when every log file of the session is gone (agent cleanup); totals come from the cache.
     archived: bool = False
+    #: True when `context_window` is the agent's default, not logged nor configured (`~272k`).
+    context_window_assumed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -334,13 +336,14 @@ class Session:
             self.recent_ts,
             [c if c is None else json_int(c) for c in self.recent_cost],
             self.archived,
+            self.context_window_assumed,
         ]
 
     @classmethod
     def from_row(cls, row: list[object]) -> Session:
         """Raises (TypeError, ValueError, ...) on anything malformed: the caller drops the snapshot."""
         (agent, sid, project, first, last, totals, by_model, last_turn, last_cost, used, used_ts, window,
-         max_ctx, ctx_model, recent, recent_ts, recent_cost, archived) = row  # fmt: skip
+         max_ctx, ctx_model, recent, recent_ts, recent_cost, archived, *more) = row  # fmt: skip
         if not (isinstance(by_model, dict) and isinstance(recent, list) and isinstance(recent_ts, list)):
             raise TypeError("malformed session row")
         if not isinstance(recent_cost, list) or not isinstance(last_turn, list | None):
@@ -364,6 +367,7 @@ class Session:
             recent_ts=[float(x) for x in recent_ts],
             recent_cost=[None if c is None else int(c) for c in recent_cost],
             archived=bool(archived),
+            context_window_assumed=bool(more[0]) if more else False,
         )
 
     @property

@@ -58,6 +58,7 @@ class TurnChange:
     project: str
     context_used: int
     context_window: int
+    context_window_assumed: bool
 
 
 @dataclass(slots=True)
@@ -399,18 +400,20 @@ class Store:
                     del s.recent[0], s.recent_ts[0], s.recent_cost[0]
             s.last_turn = t
             s.last_cost = cost
-        if not t.sidechain:
+        if not t.sidechain and t.context > 0:  # (a turn with no prompt size never moves the gauge)
             if t.context > s.max_context:
                 s.max_context = t.context
             if ts >= s.context_ts:
                 s.context_ts = ts
                 s.context_used = t.context
                 s.context_model = t.model
-            s.context_window = self.pricer.context_window(
+            s.context_window, s.context_window_assumed = self.pricer.window(
                 s.agent, s.context_model, t.context_window, s.max_context
             )
         elif not s.context_window:
-            s.context_window = self.pricer.context_window(s.agent, t.model, t.context_window, 0)
+            s.context_window, s.context_window_assumed = self.pricer.window(
+                s.agent, t.model, t.context_window, 0
+            )
 
     def mark_archived(self, live: set[SessionKey]) -> dict[SessionKey, Session]:
         """Sessions without a log among the followed files are archived: shown, still counted.
@@ -476,7 +479,9 @@ def _turn_id(row: tuple[object, ...]) -> str:
 
 
 def _change(t: Turn, cost: int | None, s: Session) -> TurnChange:
-    return TurnChange(t, cost, s.totals.copy(), s.project, s.context_used, s.context_window)
+    return TurnChange(
+        t, cost, s.totals.copy(), s.project, s.context_used, s.context_window, s.context_window_assumed
+    )
 
 
 def _copy(s: Session) -> Session:

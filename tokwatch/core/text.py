@@ -64,15 +64,31 @@ def json_escape(data: bytes | str) -> str:
     return _JSON.sub(_json_escape, text)
 
 
+#: Shown where a name is unknown (an en dash).
+DASH = "\u2013"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def num(n: int) -> str:
     return f"{n:,}"
 
 
 def compact(n: int) -> str:
-    for div, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return str(n)
+    """A token count as every view shows it: 3 significant digits and k, M, G, T
+    ('999', '1.53k', '150k', '2.2M'), trailing zeros dropped."""
+    if abs(n) < 1000:
+        return str(n)
+    v = float(n)
+    units = ("", "k", "M", "G", "T", "P")
+    i = 0
+    while abs(v) >= 999.5 and i < len(units) - 1:  # (999.5k rounds to 1M, not '1e+03k')
+        v /= 1000
+        i += 1
+    return f"{v:.3g}{units[i]}"
+
+
+#: The unit after a token count wherever one is needed ("1.2M tok", "52k tok/min").
+TOKENS_UNIT = "tok"
 
 
 def money(v: float) -> str:
@@ -95,3 +111,18 @@ def cost_text(t: Tokens, unknown: str = "unknown") -> str:
 def duration(seconds: float) -> str:
     m = max(0, int(seconds // 60))
     return f"{m // 60}h{m % 60:02d}m"
+
+
+def project_name(project: str) -> str:
+    """A project as views show it: the last folder of a path (POSIX, ~ or Windows); a Gemini
+    project known only by its folder's sha256, `gemini:95377b2a`; any other name whole, as written
+    (terminal-safe: see `clean`)."""
+    if _SHA256.fullmatch(project):
+        return f"gemini:{project[:8]}"
+    looks_like_path = project.startswith(("/", "~", "\\")) or (
+        len(project) > 2 and project[1:3] in (":\\", ":/")
+    )
+    if not looks_like_path:
+        return clean(project) or DASH
+    parts = [p for p in project.replace("\\", "/").split("/") if p]
+    return clean(parts[-1] if parts else project)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -74,8 +75,11 @@ class Engine:
         #: files no agent claimed, with the (size, mtime) they had: not sniffed again until they change
         self.unclaimed: dict[Path, tuple[int, int]] = {}
         self.watch_error = ""  # why OS file watching was replaced by polling, if it was
-        #: problems worth telling the user once (a damaged ledger moved aside, a fallback taken)
-        self.notices: list[str] = []
+        #: Problems worth telling the user once (a damaged ledger moved aside, a fallback taken),
+        #: each a one-line message; the details and tracebacks go to the log (`core.logs`).
+        self.problems: list[str] = []
+        #: Told (from the reading thread) of each problem as it happens: the dashboard shows it.
+        self.on_problem: Callable[[str], None] | None = None
 
     # ---------------------------------------------------------------- reading history
     def backfill(
@@ -97,15 +101,17 @@ class Engine:
 
     def _backfill(self, progress: Callable[[Progress], None] | None, workers: int | None) -> Changes:
         opened = self.ledger.open()
-        self.notices.extend(opened.messages())
+        for message in opened.messages():
+            self._problem(message)
         self._prices()
         if self.legacy_cache is not None:
             from tokwatch.ingest.legacy import import_cache
 
-            self.notices.extend(import_cache(self.store, self.legacy_cache))
+            for message in import_cache(self.store, self.legacy_cache):
+                self._problem(message)
         records, bad = self.ledger.file_records()
         if bad:
-            self.notices.append(
+            self._problem(
                 f"{bad} damaged file records in the ledger were discarded; those logs are read again"
             )
         self.records = records
@@ -154,7 +160,7 @@ class Engine:
             advance(st.st_size)
         if fresh:
             for path, size, f, turns in bf.read_all(
-                fresh, self.skips, self._resume_worker, workers, self._notice
+                fresh, self.skips, self._resume_worker, workers, self._problem
             ):
                 take(path, f, turns)
                 advance(size)
@@ -164,8 +170,15 @@ class Engine:
         self.ready.set()
         return changes
 
-    def _notice(self, text: str) -> None:
-        self.notices.append(text)
+    def _problem(self, message: str) -> None:
+        """Something failed and was worked around, or the user should know: said once, never
+        silently (the log gets the details)."""
+        log.warning(message, exc_info=sys.exc_info()[0] is not None)
+        if message in self.problems:
+            return
+        self.problems.append(message)
+        if self.on_problem is not None:
+            self.on_problem(message)
 
     def _resume_worker(self, path: Path, rec: FileRecord) -> Followed | None:
         return resume(path, rec)

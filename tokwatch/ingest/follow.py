@@ -121,11 +121,14 @@ def follow(
                             targets = {t: link for link, t in symlinked.items()}
                             changed += [targets[p] for p in changed if p in targets]
                         rescan = now - last_rescan > RESCAN_SECONDS
+                        # What changed is handed out first; the safety rescan (every followed file
+                        # stat'ed, every root walked: a second on a big history) comes after, as
+                        # its own batch, so it never delays the turn that woke us.
+                        if changed:
+                            hand(engine.refresh(changed))
                         if rescan:
                             last_rescan = now
                             hand(engine.rescan())
-                        elif changed:
-                            hand(engine.refresh(changed))
                         if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
                             break  # the set of folders to watch changed: restart the watcher
                         if (rescan or len(engine.files) != followed) and _links(engine) != symlinked:

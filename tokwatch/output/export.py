@@ -46,7 +46,8 @@ def session_rows(s: Session) -> list[ExportRow]:
                 first_seen=iso(s.first_seen),
                 last_seen=iso(s.last_seen),
                 context_tokens=s.context_used,
-                context_window=s.context_window,
+                context_window=s.context_window or None,
+                context_window_assumed=s.context_window_assumed,
             )
         )
     return rows
@@ -82,6 +83,8 @@ def to_csv(items: Iterable[ExportRow], terminal: bool = False) -> str:
                 out.append(_cost_text(v))
             elif isinstance(v, str):
                 out.append(guard_cell(clean(v) if terminal else v))
+            elif v is None:
+                out.append("")  # unknown, never 0
             else:
                 out.append(v)
         w.writerow(out)

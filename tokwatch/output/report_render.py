@@ -165,12 +165,15 @@ def _columns(rep: Report) -> list[Col]:
                 "Session", lambda _p, r, _t, _s: _plain(str(r.key["session_id"])[:8]), lambda _t, _s: "Total"
             ),
             Col("Agent", lambda _p, r, _t, _s: _plain(r.key["agent"]), drop=4),
+            # (32 is only what fitting assumes: a path takes the room there is, and wraps past it)
             Col(
                 "Project", lambda _p, r, _t, _s: _plain(r.key["project"]), drop=6, min_width=12, max_width=32
             ),
             Col(
                 "Last turn",
-                lambda p, r, _t, _s: _plain(to_local(r.last, p.tz).strftime("%m-%d %H:%M") if r.last else ""),
+                lambda p, r, _t, _s: _plain(
+                    to_local(r.last, p.tz).strftime(_when_format(p)) if r.last else ""
+                ),
                 drop=5,
             ),
         ]
@@ -186,11 +189,17 @@ def _columns(rep: Report) -> list[Col]:
             Col("Status", lambda p, r, _t, _s: _plain(_block_status(p, r)), drop=7),
         ]
     cols.append(Col("Models", lambda _p, r, _t, _s: _plain("\n".join(sorted(r.by_model))), drop=1))
+    # Token kinds give way in this order, except the largest, which is never dropped (most
+    # tokens of a coding agent are cache reads: dropping them hid most of the usage).
+    kinds = {"cache_read": 2, "cache_write": 3, "input": 8, "output": 9}
+    largest = max(kinds, key=lambda k: getattr(rep.totals, k))
+    if getattr(rep.totals, largest):
+        kinds[largest] = 0
     cols += [
-        _num_col("Input", "input", drop=8),
-        _num_col("Output", "output", drop=9),
-        _num_col("Cache write", "cache_write", drop=3),
-        _num_col("Cache read", "cache_read", drop=2),
+        _num_col("Input", "input", drop=kinds["input"]),
+        _num_col("Output", "output", drop=kinds["output"]),
+        _num_col("Cache write", "cache_write", drop=kinds["cache_write"]),
+        _num_col("Cache read", "cache_read", drop=kinds["cache_read"]),
         _num_col("Total tokens", "total"),
         Col("Cost", lambda _p, _r, t, _s: cost_text(t), lambda t, _s: cost_text(t), numeric=True),
     ]
@@ -201,12 +210,21 @@ def _columns(rep: Report) -> list[Col]:
     return cols
 
 
-def table(rep: Report, width: int, breakdown: bool = False) -> Table:
-    """The widest table that fits: optional columns go first, then numbers turn compact (2.78M)."""
+def _when_format(rep: Report) -> str:
+    """Dates carry the year when the rows span more than one."""
+    years = {to_local(r.last, rep.tz).year for r in rep.rows if r.last}
+    return "%Y-%m-%d %H:%M" if len(years) > 1 else "%m-%d %H:%M"
+
+
+def table(rep: Report, width: int | None, breakdown: bool = False) -> Table:
+    """The widest table that fits `width`: optional columns go first, then numbers turn compact
+    (2.78M). With no width (not a terminal, no COLUMNS), the whole table."""
     from rich.console import Console
     from rich.measure import Measurement
 
     cols = _columns(rep)
+    if width is None:
+        return _draw(rep, cols, False, breakdown, wrap_at=None)
     levels = sorted({c.drop for c in cols if c.drop})
     probe = Console(width=1 << 20)
     attempts = [(lvl, False) for lvl in [0, *levels]] + [(levels[-1] if levels else 0, True)]
@@ -214,11 +232,22 @@ def table(rep: Report, width: int, breakdown: bool = False) -> Table:
         shown = [c for c in cols if not c.drop or c.drop > dropped]
         t = _draw(rep, shown, small, breakdown)
         if Measurement.get(probe, probe.options, t).maximum <= width:
-            return t
+            return _draw(rep, shown, small, breakdown, wrap_at=None)  # text takes the room there is
     return t
 
 
-def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
+def full_width(rep: Report, breakdown: bool = False) -> int:
+    """How wide the whole table is, nothing dropped or wrapped."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(width=1 << 20)
+    return Measurement.get(probe, probe.options, table(rep, None, breakdown)).maximum
+
+
+def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool, wrap_at: int | None = 32) -> Table:
+    """The table with these columns. `wrap_at` caps the text columns that may wrap (fitting
+    measures with it); None lets them take the room the console has."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -238,7 +267,7 @@ def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
             no_wrap=c.numeric or c.min_width is None,
             overflow="fold",
             min_width=c.min_width,
-            max_width=c.max_width,
+            max_width=c.max_width if wrap_at is not None else None,
         )
     for r in rep.rows:
         t.add_row(
@@ -290,7 +319,9 @@ def active_lines(rep: Report) -> list[str]:
     return lines
 
 
-def print_table(rep: Report, console: Console, breakdown: bool = False) -> None:
-    console.print(table(rep, console.width, breakdown))
+def print_table(rep: Report, console: Console, breakdown: bool = False, fit: bool = True) -> None:
+    """The table fitted to the console's width; or (`fit=False`: stdout is not a terminal and
+    COLUMNS is not set) the whole table, however wide."""
+    console.print(table(rep, console.width if fit else None, breakdown))
     for line in active_lines(rep):
         console.print(line, markup=False, highlight=False)

@@ -179,9 +179,9 @@ def status_doc(
             "model": model or None,
         }
     last = s.last_turn if s else None
-    window = s.context_window if s else 0
+    window, assumed = (s.context_window, s.context_window_assumed) if s else (0, False)
     if not window and target is not None:  # no turn yet: the agent's default window
-        window = store.pricer.context_window(target.agent, s.context_model if s else "", 0, 0)
+        window, assumed = store.pricer.window(target.agent, s.context_model if s else "", 0, 0)
     used = s.context_used if s else 0
     usage: dict[str, Any] = {
         "session": tokens_json(s.totals if s else None),
@@ -189,6 +189,7 @@ def status_doc(
         "context": {
             "used": used,
             "window": window or None,
+            "windowAssumed": assumed,  # the agent's default: neither logged nor configured
             "percent": round(100 * used / window, 1) if window else None,
         },
     }
@@ -216,7 +217,10 @@ def status_text(doc: Mapping[str, Any]) -> str:
         lines.append(f"last turn:     {lt['totalTokens']:,} tokens, {_usd(lt['cost'])}")
     c = u["context"]
     if c["window"]:
-        lines.append(f"context:       {c['used']:,} of {c['window']:,} ({c['percent']:.0f}%)")
+        about = "~" if c.get("windowAssumed") else ""
+        lines.append(f"context:       {c['used']:,} of {about}{c['window']:,} ({about}{c['percent']:.0f}%)")
+    else:
+        lines.append(f"context:       {c['used']:,} of an unknown window")
     for name, b in u.get("budgets", {}).items():
         used = f"${b['used']:,.2f}" if b["unit"] == "usd" else f"{b['used']:,}"
         limit = f"${b['limit']:,.2f}" if b["unit"] == "usd" else f"{b['limit']:,}"

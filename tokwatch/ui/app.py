@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import signal
 import threading
@@ -42,7 +43,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tokwatch.config import Config
+from tokwatch.config import Config, with_top_level_key
+from tokwatch.core import logs
 from tokwatch.core.models import Session
 from tokwatch.core.store import Changes, SessionKey
 from tokwatch.core.text import clean
@@ -53,16 +55,22 @@ from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
-from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, UsageComputed
+from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, Problem, UsageComputed
 from tokwatch.ui.sessions import SessionList
 from tokwatch.ui.skipped import SkippedScreen
 from tokwatch.ui.strip import TodayStrip
 
+log = logging.getLogger(__name__)
+
 MOVE = Binding.Group("Move", compact=True)
+#: After the follow loop fails, how long to wait before starting it again (doubling up to the max).
+FOLLOW_RETRY_SECONDS = (2.0, 60.0)
 #: Longer project names are cut in the header (Gemini names projects by a 64-digit hash).
 TITLE_PROJECT_MAX = 28
 #: Below this many columns the session list moves on top and the totals get compact.
 NARROW_BELOW = 90
+#: From this many columns the session list grows with the terminal (names are cut less).
+XWIDE_FROM = 150
 
 
 class FilterInput(Input):
@@ -80,12 +88,14 @@ class TokwatchApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tokwatch"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide"), (XWIDE_FROM, "-xwide")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("a", "toggle_active", "Active", id="toggle_active"),
-        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
+        # priority: handled as the key arrives, so the box has the focus before the letters typed
+        # right after it (`/gem` comes from the terminal in one burst) are handed out
+        Binding("slash", "filter", "Filter", id="filter", key_display="/", priority=True),
         Binding("e", "export", "Export", id="export"),
         Binding("exclamation_mark", "skipped", "Skipped lines", id="skipped", key_display="!", show=False),
         Binding("j", "select_next", "Next", id="select_next", group=MOVE),
@@ -102,15 +112,18 @@ class TokwatchApp(App[None]):
         clock: Callable[[], float] = time.time,
         tick_seconds: float = 1.0,
         tz: tzinfo | None = None,
+        config_path: Path | None = None,
     ) -> None:
         """`clock` is "now" in unix seconds: injectable so tests and snapshots never read the wall clock.
 
         `tz` is the zone "today" is cut in (None: the machine's local zone, as `tokwatch report`).
+        `config_path` is where a theme picked in the palette is remembered (None: nowhere).
         """
         super().__init__()
         self.engine = engine
         self.store = engine.store
         self.config = config or Config()
+        self.config_path = config_path
         self.export_dir = Path(export_dir) if export_dir is not None else Path.cwd()
         self.demo = demo
         self.clock = clock
@@ -158,11 +171,36 @@ class TokwatchApp(App[None]):
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
         self._trap_signals(True)
-        self._run_engine()
+        self._apply_theme()
+        # after the first frame: reading history (a thread, but it holds the GIL for long
+        # stretches) must not hold back the first paint
+        self.call_after_refresh(self._run_engine)
+
+    def _apply_theme(self) -> None:
+        """The theme remembered in the config; from then on, the one picked is remembered."""
+        wanted = self.config.theme
+        if wanted and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted:
+            self.notify(f"Unknown theme {wanted!r} in the config", severity="warning", markup=False)
+        self.watch(self, "theme", self._remember_theme, init=False)
+
+    def _remember_theme(self, theme: str) -> None:
+        if self.config_path is None or theme == self.config.theme:
+            return
+        path = self.config_path
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export.write_atomic(path, with_top_level_key(text, "theme", theme))
+        except (OSError, UnicodeDecodeError) as e:
+            self.notify(f"Could not save the theme in {path}: {e}", severity="warning", markup=False)
+            return
+        self.config.theme = theme
 
     def _trap_signals(self, on: bool) -> None:
-        """SIGTERM and SIGHUP (`kill`, systemd, a closed terminal) quit like `q`: the engine stops
-        and its final save runs, instead of the process dying with the run's turns unsaved."""
+        """SIGTERM and SIGHUP (`kill`, systemd, a closed terminal) quit like `q`: the engine thread
+        stops and the terminal is restored (every batch is already in the ledger: nothing is lost)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -199,17 +237,47 @@ class TokwatchApp(App[None]):
     # ------------------------------------------------------------------ engine
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", name="engine")
     def _run_engine(self) -> None:
-        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit)."""
+        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit).
+
+        Nothing here fails silently or leaves a dead screen: a failed backfill is said on screen,
+        logged with its traceback, and the follow loop (whose first rescan reads every file not
+        read yet) takes over; a failed follow loop is said, logged and started again.
+        """
 
         def progress(p: Progress) -> None:
             self.post_message(LoadProgress(p.files_done, p.files_total, p.bytes_done, p.bytes_total))
 
+        self.engine.on_problem = self._engine_problem
         try:
             self.engine.backfill(progress)
+        except Exception as e:
+            log.exception("reading history failed")
+            self._engine_problem(
+                f"Reading history failed ({logs.one_line(e)}); reading the logs again one by one"
+            )
         finally:
             self.post_message(LoadDone())  # even after an error: show what was read
-        if not self._stop.is_set():
-            self.engine.follow(self._stop, self._follow_changes)
+        delay = FOLLOW_RETRY_SECONDS[0]
+        while not self._stop.is_set():
+            try:
+                self.engine.follow(self._stop, self._follow_changes)
+            except Exception as e:
+                log.exception("following the logs failed")
+                self._engine_problem(
+                    f"Following the logs failed ({logs.one_line(e)}); trying again in {delay:.0f} s"
+                )
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, FOLLOW_RETRY_SECONDS[1])
+
+    def _engine_problem(self, text: str) -> None:
+        """Called on the engine thread: shown on the UI thread (details in the log file)."""
+        self.post_message(Problem(text))
+
+    def on_problem(self, message: Problem) -> None:
+        where = logs.current()
+        detail = f"\nDetails: {where}" if where is not None else ""
+        self.notify(clean(message.text) + detail, title="Problem", severity="error", timeout=30, markup=False)
 
     def _follow_changes(self, changes: Changes) -> None:
         """Called on the worker thread once a batch is recorded: hand it over, touch no widget."""
@@ -249,8 +317,6 @@ class TokwatchApp(App[None]):
                 severity="warning",
                 markup=False,
             )
-        for notice in self.engine.notices:
-            self.notify(notice, title="Ledger", severity="warning", timeout=15, markup=False)
         self._seed_session_alarms()
         self._request_usage()
 
@@ -275,7 +341,11 @@ class TokwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """Worker failures surface here, in one place (exit_on_error=False keeps the app up)."""
         if event.worker.group == "engine" and event.state is WorkerState.ERROR:
-            self.notify(clean(f"Reading logs failed: {event.worker.error}"), severity="error", markup=False)
+            error = event.worker.error
+            log.error("the engine thread failed", exc_info=error)
+            self.post_message(
+                Problem(f"Reading logs stopped ({logs.one_line(error) if error else 'unknown error'})")
+            )
         elif event.worker.group == "usage" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._usage_running = False
             if event.state is WorkerState.ERROR and not self._usage_failed:
@@ -475,22 +545,42 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(Detail).set_empty_text(self._empty_text())
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`/` opens the filter only on the dashboard itself, and is a plain character in the
+        filter box and in other screens' inputs (the command palette)."""
+        elsewhere = self.screen is not self._main or isinstance(self.focused, Input)
+        return not (action == "filter" and elsewhere)
+
     def action_filter(self) -> None:
+        """Open the filter box and focus it now: `focus()` waits its turn behind keys already
+        queued, and a fast typist's first letters (`/gem`) went to the list."""
         box = self._main.query_one(FilterInput)
         box.add_class("-visible")
-        box.focus()
+        self._main.set_focus(box)
 
     def action_clear_filter(self) -> None:
+        """Esc, from the filter box or the list: no filter, every session back, the box hidden."""
         box = self._main.query_one(FilterInput)
         box.value = ""
         box.remove_class("-visible")
-        self._main.query_one(SessionList).focus()
+        sessions = self._main.query_one(SessionList)
+        if sessions.query_text:  # (the Changed event of `value = ""` comes later: refilter now)
+            sessions.query_text = ""
+            sessions.refilter()
+            self._update_side_title()
+        sessions.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         sessions = self._main.query_one(SessionList)
-        sessions.query_text = event.value.strip()
+        text = event.value.strip()
+        if text == sessions.query_text:
+            return
+        sessions.query_text = text
         sessions.refilter()
+        if text:
+            sessions.user_moved = True
+            sessions.select_newest()
         self._update_side_title()
 
     @on(Input.Submitted, "#filter")
@@ -566,7 +656,8 @@ class TokwatchApp(App[None]):
         self.exit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" (its key panel) would sit beside our "Keys and legend": one is enough.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         yield SystemCommand(
             "Export CSV snapshot",
             f"Write tokwatch-*.csv to {clean(str(self.export_dir))}",
@@ -576,7 +667,7 @@ class TokwatchApp(App[None]):
             "Toggle active sessions only", "All sessions / active only", self.action_toggle_active
         )
         yield SystemCommand("Filter sessions", "By project, model or agent", self.action_filter)
-        yield SystemCommand("Keys and legend", "The help screen", self.action_help)
+        yield SystemCommand("Keys and legend", "The help screen: every key and mark (?)", self.action_help)
         yield SystemCommand("Skipped lines", "Log lines that could not be read, by file", self.action_skipped)
 
 

@@ -27,6 +27,8 @@ from tokwatch.ui import format as fmt
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.
 COMPACT_WIDTH = 70
+#: The model column never grows past this: on a wide screen the numbers stay next to the names.
+MODEL_NAME_MAX = 40
 
 
 class ContextGauge(Widget):
@@ -39,10 +41,11 @@ class ContextGauge(Widget):
         self.used = 0
         self.window = 0
         self.peak = 0
+        self.assumed = False
 
-    def set(self, used: int, window: int, peak: int) -> None:
-        if (used, window, peak) != (self.used, self.window, self.peak):
-            self.used, self.window, self.peak = used, window, peak
+    def set(self, used: int, window: int, peak: int, assumed: bool = False) -> None:
+        if (used, window, peak, assumed) != (self.used, self.window, self.peak, self.assumed):
+            self.used, self.window, self.peak, self.assumed = used, window, peak, assumed
             self.refresh()
 
     @property
@@ -54,12 +57,13 @@ class ContextGauge(Widget):
         pct = self.percent
         band = fmt.level(pct)
         label_style = self.get_component_rich_style("gauge--label")
+        mark = fmt.ASSUMED if self.assumed else ""
         numbers = Text.assemble(
             (fmt.tokens(self.used), "bold"),
             " / ",
-            fmt.tokens(self.window) if self.window else "?",
+            fmt.window_text(self.window, self.assumed),
             "  ",
-            (fmt.DASH if pct is None else f"{pct:.0f}%", "bold"),
+            (fmt.UNKNOWN if pct is None else f"{mark}{pct:.0f}%", "bold"),
         )
         if self.peak > self.used * 1.1 and self.peak:
             numbers.append(f"  peak {fmt.tokens(self.peak)}", style="dim")
@@ -224,7 +228,7 @@ class ModelTable(DataTable[Text]):
         spec = MODEL_COLUMNS_WIDE if width >= COMPACT_WIDTH else MODEL_COLUMNS_NARROW
         pad = 2 * self.cell_padding
         self.columns_spec = spec
-        self.name_width = max(8, width - sum(w + pad for _, _, w in spec) - pad)
+        self.name_width = max(8, min(MODEL_NAME_MAX, width - sum(w + pad for _, _, w in spec) - pad))
         self.clear(columns=True)
         self.add_column("Model", key="model", width=self.name_width)
         for key, label, w in spec:
@@ -327,7 +331,9 @@ class Detail(VerticalScroll):
         self.query_one("#empty", Static).update(text)
 
     def _fill(self, s: Session) -> None:
-        self.query_one(ContextGauge).set(s.context_used, s.context_window, s.max_context)
+        self.query_one(ContextGauge).set(
+            s.context_used, s.context_window, s.max_context, s.context_window_assumed
+        )
         t = s.totals
         b = fmt.burn(s)
         figures = [
@@ -345,7 +351,7 @@ class Detail(VerticalScroll):
             burn = Text(f"{fmt.DASH} (needs 2 turns within {fmt.BURN_MAX_GAP / 60:.0f} min)", style="dim")
         else:
             burn = Text.assemble(
-                (f"{fmt.tokens(round(b.tokens_per_min))} tok/min", "bold"),
+                (f"{fmt.tokens(round(b.tokens_per_min))} {fmt.TOKENS_UNIT}/min", "bold"),
                 " · ",
                 b.cost_per_hour or "",
                 "/h",

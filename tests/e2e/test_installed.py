@@ -209,5 +209,5 @@ def test_help_lists_every_command(installed: Installed, home: Path) -> None:
         [str(installed.exe), "--help"], capture_output=True, text=True, env=installed.env(home)
     )
     assert done.returncode == 0
-    commands = ("dashboard", "demo", "export", "watch", "report", "status", "statusline", "cache")
+    commands = ("dashboard", "demo", "export", "watch", "report", "status", "statusline", "ledger")
     assert all(re.search(rf"^  {c}\b", done.stdout, re.M) for c in commands)

@@ -101,7 +101,6 @@ class ClaudeParser(LogParser):
             )
         ]
 
-
     def _boundary(self, d: dict[str, object]) -> None:
         """`{"type":"system","subtype":"compact_boundary","compactMetadata":{trigger, preTokens}}`."""
         if d.get("type") != "system" or d.get("subtype") != "compact_boundary" or self.subagent:

@@ -146,7 +146,6 @@ class CodexParser(LogParser):
             )
         ]
 
-
     def _rate_limits(self, limits: object, ts: object) -> None:
         """`rate_limits{limit_id?, primary, secondary, plan_type?}`: one sample per window, each
         checked (garbage is refused and counted, never stored)."""
@@ -186,9 +185,7 @@ class CodexParser(LogParser):
         if at and self.compacted_at and abs(at - self.compacted_at) <= SAME_COMPACTION_SECONDS:
             return  # the event that follows the record (or the record after the event)
         self.compacted_at = at
-        self.observe(
-            Compaction("codex", self.session_id, str(ts), at, "", self.context or None, None)
-        )
+        self.observe(Compaction("codex", self.session_id, str(ts), at, "", self.context or None, None))
 
 
 class Codex(Agent):
@@ -196,7 +193,9 @@ class Codex(Agent):
     needles = (b"token_count", b"turn_context", b"session_meta", b'"compacted"', b'"context_compacted"')
     provider = "openai"
     default_context_window = 272_000
-    compact_rule = "90% of the model's raw window (Codex logs 95% of it); model_auto_compact_token_limit is not read"
+    compact_rule = (
+        "90% of the model's raw window (Codex logs 95% of it); model_auto_compact_token_limit is not read"
+    )
 
     def compact_threshold(self, model: str, window: int) -> int | None:
         if window <= 0:

@@ -16,9 +16,7 @@ from collections.abc import Iterable
 
 from tokwatch.core.observations import SAME_SAMPLE_SECONDS, Compaction, LimitSample
 
-SAMPLE_COLUMNS = (
-    "agent, provider, source, limit_id, window_minutes, used_percent, resets_at, observed_at, plan_type, session_id"
-)
+SAMPLE_COLUMNS = "agent, provider, source, limit_id, window_minutes, used_percent, resets_at, observed_at, plan_type, session_id"
 
 _INSERT_SAMPLE = f"""
 INSERT OR IGNORE INTO limit_samples({SAMPLE_COLUMNS}, writer)
@@ -67,7 +65,8 @@ def insert_compactions(db: sqlite3.Connection, items: Iterable[Compaction]) -> l
     out = []
     for c in items:
         cur = db.execute(
-            _INSERT_COMPACTION, (c.agent, c.session_id, c.key, c.timestamp, c.trigger, c.pre_tokens, c.post_tokens)
+            _INSERT_COMPACTION,
+            (c.agent, c.session_id, c.key, c.timestamp, c.trigger, c.pre_tokens, c.post_tokens),
         )
         if cur.rowcount:
             out.append(c)

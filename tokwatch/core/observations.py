@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tokwatch.core.models import MAX_TS, MIN_TS
 
 #: A used percentage above this is garbage, not "over the limit". Codex documents that
-#: `used_percent` "can exceed 100" and Claude Code before 2.1.332 passed `utilization × 100`
+#: `used_percent` "can exceed 100" and Claude Code before 2.1.332 passed `utilization * 100`
 #: unclamped, so 100-1000 is kept as reported (the views show it as full).
 MAX_PERCENT = 1000.0
 #: Window lengths we accept (1 minute to 10 years).
@@ -95,7 +95,12 @@ class Refused:
 
 Observation = LimitSample | Compaction | ContextSize | Refused
 
-_KINDS: dict[str, type] = {"limit": LimitSample, "compaction": Compaction, "context": ContextSize, "refused": Refused}
+_KINDS: dict[str, type] = {
+    "limit": LimitSample,
+    "compaction": Compaction,
+    "context": ContextSize,
+    "refused": Refused,
+}
 
 
 def from_row(row: list[object]) -> Observation:
@@ -172,4 +177,6 @@ def limit_sample(
         if resets is None:
             return None
     plan = plan_type if isinstance(plan_type, str) else ""
-    return LimitSample(agent, provider, source, limit_id or agent, m, pct, resets, observed_at, plan[:40], session_id)
+    return LimitSample(
+        agent, provider, source, limit_id or agent, m, pct, resets, observed_at, plan[:40], session_id
+    )

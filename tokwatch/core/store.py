@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tokwatch.core import ledger_obs
 from tokwatch.core.ledger import (
     INSERT_TURN,
     TURN_COLUMNS,
@@ -37,7 +38,6 @@ from tokwatch.core.ledger import (
     turn_from_row,
     turn_row,
 )
-from tokwatch.core import ledger_obs
 from tokwatch.core.models import Session, Tokens, Turn, add_turn
 from tokwatch.core.observations import Compaction, ContextSize, LimitSample, Observation, Refused
 from tokwatch.core.pricing import Pricer
@@ -340,7 +340,9 @@ class Store:
             s.context_used = size.tokens
             s.context_ts = size.timestamp
             if size.window:
-                s.context_window = self.pricer.context_window(s.agent, s.context_model, size.window, s.max_context)
+                s.context_window = self.pricer.context_window(
+                    s.agent, s.context_model, size.window, s.max_context
+                )
             self._save(db, w.id, s)
             w.version += 1
             done[key] = w

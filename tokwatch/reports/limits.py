@@ -173,9 +173,9 @@ def windows(ledger: Ledger, now: float, agents: Iterable[str] = ()) -> tuple[Win
     with ledger.reading() as db:
         rows = db.execute(
             "SELECT agent, limit_id, window_minutes, max(observed_at), provider, source, used_percent,"
-            " resets_at, plan_type FROM limit_samples WHERE observed_at >= ?"
+            " resets_at, plan_type FROM limit_samples WHERE observed_at >= ? AND observed_at <= ?"
             " GROUP BY agent, limit_id, window_minutes",
-            (now - HORIZON_SECONDS,),
+            (now - HORIZON_SECONDS, now),
         ).fetchall()
         out = []
         for agent, limit_id, minutes, observed, provider, source, used, resets, plan in rows:
@@ -299,17 +299,23 @@ class Road:
         }
 
 
-def road(ledger: Ledger, s: Session) -> Road:
-    """`s`'s road to compaction; the growth and the count are read from the ledger."""
+def compact_point(s: Session) -> tuple[int | None, str]:
+    """Where `s`'s agent auto-compacts it (tokens) and the rule in words; (None, "") when unknown.
+    Pure: safe on any thread."""
     from tokwatch.agents import get_agent
 
     agent = get_agent(s.agent)
-    threshold = (
-        agent.compact_threshold(s.context_model, s.context_window) if agent and s.context_window else None
-    )
-    if threshold is not None and not (0 < threshold <= s.context_window):
-        threshold = None
-    rule = agent.compact_rule if agent is not None and threshold is not None else ""
+    if agent is None or not s.context_window:
+        return None, ""
+    threshold = agent.compact_threshold(s.context_model, s.context_window)
+    if threshold is None or not (0 < threshold <= s.context_window):
+        return None, ""
+    return threshold, agent.compact_rule
+
+
+def road(ledger: Ledger, s: Session) -> Road:
+    """`s`'s road to compaction; the growth and the count are read from the ledger."""
+    threshold, rule = compact_point(s)
     with ledger.reading() as db:
         row = db.execute(
             "SELECT id FROM sessions WHERE agent=? AND session_id=?", (s.agent, s.session_id)

@@ -22,26 +22,37 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.store import SessionKey, Store
+from tokwatch.reports.limits import compact_point
 from tokwatch.ui import format as fmt
+from tokwatch.ui.road import CompactionRoad
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.
 COMPACT_WIDTH = 70
 
 
 class ContextGauge(Widget):
-    """`Context ━━━━━━━━━╺━━━━━  150k / 200k  75%`, coloured by band; it falls after a compaction."""
+    """`Context ━━━━━━━━━╺━━┃━━  150k / 200k  75%`, coloured by band; it falls after a compaction.
+    `┃` marks where the agent auto-compacts, when its rule is known (`ui/road.py`)."""
 
-    COMPONENT_CLASSES = {"gauge--ok", "gauge--warn", "gauge--high", "gauge--rest", "gauge--label"}
+    COMPONENT_CLASSES = {
+        "gauge--ok",
+        "gauge--warn",
+        "gauge--high",
+        "gauge--rest",
+        "gauge--label",
+        "gauge--marker",
+    }
 
     def __init__(self, **kw: str) -> None:
         super().__init__(**kw)
         self.used = 0
         self.window = 0
         self.peak = 0
+        self.threshold = 0
 
-    def set(self, used: int, window: int, peak: int) -> None:
-        if (used, window, peak) != (self.used, self.window, self.peak):
-            self.used, self.window, self.peak = used, window, peak
+    def set(self, used: int, window: int, peak: int, threshold: int = 0) -> None:
+        if (used, window, peak, threshold) != (self.used, self.window, self.peak, self.threshold):
+            self.used, self.window, self.peak, self.threshold = used, window, peak, threshold
             self.refresh()
 
     @property
@@ -72,6 +83,9 @@ class ContextGauge(Widget):
             ("━" * filled, self.get_component_rich_style(f"gauge--{band}")),
             ("━" * (bar_width - filled), self.get_component_rich_style("gauge--rest")),
         )
+        if bar_width and self.window and 0 < self.threshold <= self.window:
+            at = min(bar_width - 1, round(bar_width * self.threshold / self.window))
+            bar = bar[:at] + Text("┃", style=self.get_component_rich_style("gauge--marker")) + bar[at + 1 :]
         return Text.assemble(label, bar, " " if bar_width else "", numbers, no_wrap=True)
 
 
@@ -285,6 +299,7 @@ class Detail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("Waiting for sessions…"), id="empty")
         yield ContextGauge(id="gauge")
+        yield CompactionRoad(self.store.ledger, id="road")
         yield Totals(id="totals")
         yield ModelTable(id="models")
         yield LastTurn(self.clock, id="last-turn")
@@ -321,7 +336,10 @@ class Detail(VerticalScroll):
         self.query_one("#empty", Static).update(text)
 
     def _fill(self, s: Session) -> None:
-        self.query_one(ContextGauge).set(s.context_used, s.context_window, s.max_context)
+        self.query_one(ContextGauge).set(
+            s.context_used, s.context_window, s.max_context, compact_point(s)[0] or 0
+        )
+        self.query_one(CompactionRoad).update_session(s)
         t = s.totals
         b = fmt.burn(s)
         figures = [

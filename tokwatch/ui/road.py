@@ -27,39 +27,50 @@ COMPACT_WIDTH = 70
 
 
 def road_text(r: Road, agent: str, width: int) -> Text:
-    """The road in words for `width` cells (long form, else short form, cut to fit)."""
+    """The road in words for `width` cells: the long form when it fits, else the short one."""
     if not r.window:
         return Text()  # no window, no road
-    turns = r.turns_left
-    left = r.left
-    count = f"{r.count} compaction{'s' if r.count != 1 else ''} so far"
-    if width >= COMPACT_WIDTH:
-        if r.threshold is not None:
-            head = Text.assemble(("Auto-compacts at ", "dim"), (fmt.tokens(r.threshold), "bold"))
-        else:
-            head = Text(f"No known auto-compact rule for {agent}: the road ends at the window", style="dim")
-        parts = [head]
-        if left is not None:
-            go = Text(f"{fmt.tokens(left)} to go")
-            if turns is not None and r.growth:
-                go.append(f", ~{_turns(turns)} at {fmt.tokens(round(r.growth))}/turn")
-            parts.append(go)
-        parts.append(Text(count, style="dim"))
+    long = _join(_long(r, agent)) if width >= COMPACT_WIDTH else None
+    if long is not None and long.cell_len <= width:
+        return long
+    return fmt.fit(_join(_short(r)), width)
+
+
+def _long(r: Road, agent: str) -> list[Text]:
+    if r.threshold is not None:
+        parts = [Text.assemble(("Auto-compacts at ", "dim"), (fmt.tokens(r.threshold), "bold"))]
     else:
-        parts = []
-        if left is not None:
-            where = "compacts" if r.threshold is not None else "full"
-            t = Text(f"{where} in ~{fmt.tokens(left)} tok")
-            if turns is not None:
-                t.append(f" ({_turns(turns)})")
-            parts.append(t)
-        parts.append(Text(f"compacted {r.count}x" if r.count else "never compacted", style="dim"))
+        parts = [Text(f"No known auto-compact rule for {agent}: the road ends at the window", style="dim")]
+    left, turns = r.left, r.turns_left
+    if left is not None:
+        go = Text(f"{fmt.tokens(left)} to go")
+        if turns is not None and r.growth:
+            go.append(f", ~{_turns(turns)} at {fmt.tokens(round(r.growth))}/turn")
+        parts.append(go)
+    count = f"{r.count} compaction{'s' if r.count != 1 else ''}" if r.count else "never compacted"
+    parts.append(Text(count, style="dim"))
+    return parts
+
+
+def _short(r: Road) -> list[Text]:
+    parts = []
+    left, turns = r.left, r.turns_left
+    if left is not None:
+        t = Text(f"{'compacts' if r.threshold is not None else 'full'} in ~{fmt.tokens(left)} tok")
+        if turns is not None:
+            t.append(f" ({_turns(turns)})")
+        parts.append(t)
+    parts.append(Text(f"compacted {r.count}x" if r.count else "never compacted", style="dim"))
+    return parts
+
+
+def _join(parts: list[Text]) -> Text:
     out = Text(no_wrap=True)
     for i, p in enumerate(parts):
         if i:
             out.append(" · ", style="dim")
         out.append_text(p)
-    return fmt.fit(out, width)
+    return out
 
 
 def _turns(n: float) -> str:

@@ -635,3 +635,17 @@ def test_report_limits_json_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(csv_lines) == 1 + sum(len(w["samples"]) for w in doc["windows"])
     assert run("--json", "--since", "2030-01-01") == '{"windows":[],"refused":0}\n'
     assert "codex 5h" in run("--tz", "UTC")
+
+
+def test_the_demo_moves_plan_resets_with_the_timestamps() -> None:
+    """The demo replays samples as if recent: a window's reset moves with the event's time."""
+    from datetime import timedelta
+
+    from tokwatch.demo import shift_timestamps
+
+    raw = line(CODEX_8BFE, 12)
+    out, latest = shift_timestamps(raw, timedelta(days=2, seconds=3))
+    d = orjson.loads(out)
+    assert d["timestamp"] == "2026-02-25T19:34:37.390Z" and latest is not None
+    assert d["payload"]["rate_limits"]["primary"]["resets_at"] == 1771890497 + 2 * 86400 + 3
+    assert d["payload"]["rate_limits"]["secondary"]["resets_at"] == 1772355702 + 2 * 86400 + 3

@@ -101,12 +101,16 @@ def limits_app(make_app: Callable[..., TokwatchApp]) -> Callable[..., TokwatchAp
 
 
 # ---------------------------------------------------------------- snapshots
+#: Snapshots without alerts: a toast would cover the panel (the alerts have their own test).
+QUIET = Config(limits=LimitsConfig(alerts=[]))
+
+
 def test_limits_panel_wide(snap_compare: Any, limits_app: Callable[..., TokwatchApp]) -> None:
-    assert snap_compare(limits_app(), terminal_size=(120, 40), run_before=settled)
+    assert snap_compare(limits_app(config=QUIET), terminal_size=(120, 40), run_before=settled)
 
 
 def test_limits_panel_narrow(snap_compare: Any, limits_app: Callable[..., TokwatchApp]) -> None:
-    assert snap_compare(limits_app(), terminal_size=(60, 30), run_before=settled)
+    assert snap_compare(limits_app(config=QUIET), terminal_size=(60, 30), run_before=settled)
 
 
 # ---------------------------------------------------------------- Pilot

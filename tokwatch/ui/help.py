@@ -26,20 +26,16 @@ LEGEND = (
         "projected at its end at that pace; block budget used",
     ),
     ("daily 42%", "a budget's share used: green < 50%, yellow < 80%, red above; 80% and 100% ring the bell"),
+    ("archived", "the session's log files were deleted; its totals come from tokwatch's cache"),
+    ("⚠ 3 skipped", "log lines that could not be read (in the header); ! lists them by file"),
     (
         "Codex 5h 13%",
-        "a plan window as the agent last reported it: share used, its course, ↻ time to the reset, "
-        "when 100% comes at the pace so far, the sample's age (⚠ stale); 'reset' once past its reset. "
-        "[limits] alerts (80%, 95%) ring the bell once per window",
+        "a plan window as last reported: share, its course, ↻ time to reset, 100% at this pace, age (⚠ stale)",
     ),
     (
         "┃ on the gauge",
-        "where the agent auto-compacts (its own rule); the line under it: tokens and turns to go, "
-        "compactions so far. Agents whose rule is unknown (Kimi, pi, OpenClaw, Kilo, Amp): no "
-        "marker, the road ends at the whole window",
+        "where the agent auto-compacts; none when its rule is unknown (the road then ends at the window)",
     ),
-    ("archived", "the session's log files were deleted; its totals come from tokwatch's cache"),
-    ("⚠ 3 skipped", "log lines that could not be read (in the header); ! lists them by file"),
 )
 
 

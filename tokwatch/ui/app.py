@@ -17,6 +17,11 @@ Data flow, and why it is safe:
   The 1 s timer asks again only when the day or the block is over. Budget alarms (80% / 100%,
   once per period: `budgets.BudgetAlarm`) are checked on the UI thread when a result arrives
   (day and block) and when a batch changes a session (session budget).
+* The Limits panel (`ui/limits.py`) reads the plan windows from the ledger on its own worker
+  thread once the history is in, after each batch that brought limit samples (a rollout's, or
+  another process's: the engine hears `tokwatch statusline` write to the ledger) and when a
+  window's period ends; it alerts like the budgets. The road to compaction (`ui/road.py`) reads a
+  session's growth and compactions the same way when the selected session changes.
 """
 
 from __future__ import annotations

@@ -106,6 +106,18 @@ def _parts(st: WindowState, level: int, styles: Styles) -> tuple[Text, list[Text
     return share, parts
 
 
+def _shown(st: WindowState) -> tuple[object, ...]:
+    """What of a window's line depends on the clock, as shown (a redraw is due when it changes)."""
+    return (
+        st.reset,
+        st.stale,
+        _age(st.age),
+        None if st.resets_in is None else fmt.duration(st.resets_in),
+        None if st.full_in is None else fmt.duration(st.full_in),
+        None if not st.reset else _age(st.now - (st.window.resets_at or st.now)),
+    )
+
+
 def _row(st: WindowState, level: int, styles: Styles) -> tuple[Text, Text, Text]:
     """(label, share, what follows the share) of one window's line at `level`."""
     w = st.window
@@ -205,6 +217,8 @@ class LimitsPanel(Widget):
         self._reading = False
         self._read_again = False
         self._read_failed = False
+        #: what the clock-driven parts showed at the last redraw
+        self._shown: tuple[tuple[object, ...], ...] = ()
         #: when the shown set changes by itself (a period ends): read the ledger again then
         self._expires = math.inf
 
@@ -288,10 +302,15 @@ class LimitsPanel(Widget):
         return max(1, len(self.windows))
 
     def tick(self) -> None:
-        """The 1 s clock: countdowns and ages move; a period that ended changes what is shown."""
+        """The 1 s clock: countdowns and ages move; a period that ended changes what is shown.
+
+        Redrawn only when a figure it shows changed (most move by the minute)."""
         if not self.windows:
             return
         if self.clock() >= self._expires:
             self._expires = math.inf  # asked once; the result sets the next one
             self.request()
-        self.refresh()
+        key = tuple(_shown(st) for st in self.states())
+        if key != self._shown:
+            self._shown = key
+            self.refresh()

@@ -48,7 +48,10 @@ def _carries_usage(rec: dict[str, Any]) -> bool:
 
 def _strip_ts(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_ts(v) for k, v in value.items() if k != "lastUpdated"}
+        # (`resets_at`: Codex's plan windows reset at an epoch second, shifted like the rest)
+        return {
+            k: "<ts>" if k == "resets_at" else _strip_ts(v) for k, v in value.items() if k != "lastUpdated"
+        }
     if isinstance(value, list):
         return [_strip_ts(v) for v in value]
     if isinstance(value, str):

@@ -67,7 +67,17 @@ def test_status_json_shape_and_numbers(capsys: pytest.CaptureFixture[str]) -> No
         "session",
         "lastTurn",
         "context",
+        "limits",
+        "compaction",
     ]  # no budgets configured
+    assert usage["limits"] == {}  # Claude writes no plan windows to its logs (the status line gets them)
+    road = usage["compaction"]
+    assert (road["threshold"], road["window"], road["count"], road["lastAt"]) == (
+        167_000,
+        200_000,
+        1,
+        "2026-02-12T20:30:28.504Z",
+    )
     assert list(usage["session"]) == USAGE_KEYS
     assert list(usage["lastTurn"]) == USAGE_KEYS[1:]
     # the reference totals of this excerpt (tests/fixtures/real/SOURCES.md), subagents included

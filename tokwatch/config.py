@@ -51,6 +51,23 @@ class BudgetsConfig(BaseModel):
         return [(n, b) for n in ("daily", "block", "session") if (b := getattr(self, n)) is not None]
 
 
+class LimitsConfig(BaseModel):
+    """`[limits]` in config.toml: the plan windows the agents report (docs/limits.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: A window's share at which the dashboard alerts (bell and notice), once per crossing per window.
+    alerts: list[float] = Field(default_factory=lambda: [80.0, 95.0])
+    #: A sample older than this is marked stale (the plan may have been used elsewhere since).
+    stale_minutes: float = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _alerts(self) -> LimitsConfig:
+        if any(not (0 < a <= 1000) for a in self.alerts):
+            raise ValueError("limits.alerts are percentages above 0")
+        self.alerts = sorted(set(self.alerts))
+        return self
+
+
 class PriceTier(BaseModel):
     """Prices (USD per million tokens) that apply to a whole request whose prompt exceeds `start`."""
 
@@ -136,6 +153,8 @@ class Config(BaseModel):
     #: The dashboard's colour theme (a Textual theme name); the dashboard saves the one picked
     #: in its command palette here.
     theme: str | None = None
+    #: Alerts and staleness of the plan windows agents report (see docs/limits.md).
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
 
 class ConfigError(Exception):

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 AGENT_DIRS = ("claude", "codex", "gemini")
 # A quoted ISO-8601 UTC instant anywhere in a line (top-level `timestamp`, nested thought times, ...).
 _TS_RE = re.compile(rb'"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z)"')
+# Codex's plan windows reset at an epoch second (`"resets_at":1795185600`): moved with the rest.
+_RESETS_RE = re.compile(rb'"resets_at":(\d{9,11})\b')
 _UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Claude message/request/tool ids: fresh ones keep a cloned session from deduplicating against the original.
 _CLAUDE_ID_RE = re.compile(rb"(msg_01|req_011C|toolu_01)[A-Za-z0-9]{16,30}")
@@ -92,6 +94,8 @@ def shift_timestamps(
         return b'"' + _format_ts(ts) + b'"'
 
     out = _TS_RE.sub(repl, data)
+    seconds = round(delta.total_seconds())
+    out = _RESETS_RE.sub(lambda m: b'"resets_at":%d' % (int(m.group(1)) + seconds), out)
     return out, (max(latest) if latest else None)
 
 

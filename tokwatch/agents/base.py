@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from tokwatch.core.models import Turn
+from tokwatch.core.observations import Observation
 from tokwatch.core.tailer import Cursor
 
 
@@ -30,9 +31,27 @@ class LogParser:
     #: Document agents: how many records (messages) the last `parse_document` skipped as malformed.
     #: One bad message costs only itself; the engine shows the count with the skipped lines.
     skipped: int = 0
+    #: What the lines read so far reported besides turns, until `observations()` takes it.
+    _observed: list[Observation] | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def observe(self, o: Observation) -> None:
+        """Report a limit sample, a compaction, a context size or a refused value (not a turn)."""
+        if self._observed is None:
+            self._observed = []
+        self._observed.append(o)
+
+    def observations(self) -> list[Observation]:
+        """What was observed since the last call: the reader drains it after each read and the
+        store records it with the same batch's turns. Agents that observe nothing never call
+        `observe`, and this returns nothing."""
+        out = self._observed
+        if out is None:
+            return []
+        self._observed = None
+        return out
 
     def feed(self, line: bytes) -> list[Turn]:
         """Turn one complete JSONL line into zero or more turns; raise `BadLine` when malformed."""
@@ -107,6 +126,15 @@ class Agent:
     def context_window(self, model: str, max_prompt: int) -> int:
         """The window for the gauge when the log does not state it."""
         return self.default_context_window
+
+    #: How the agent decides to compact on its own, in words (docs/limits.md has the sources);
+    #: empty when tokwatch does not know its rule.
+    compact_rule: ClassVar[str] = ""
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        """The context size (tokens) at which the agent auto-compacts a session of `model` whose
+        gauge window is `window`; None when its rule is unknown (the gauge then shows the window)."""
+        return None
 
 
 def env_paths(env: Mapping[str, str], var: str) -> list[Path] | None:

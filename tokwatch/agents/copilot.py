@@ -283,6 +283,10 @@ class Copilot(Agent):
     needles = (b'"assistant.message"', b'"session.')
     sniff_priority = 40  # before Claude, whose sniff matches any `sessionId` + `type` JSONL
     suffixes = (".jsonl",)
+    compact_rule = "80% of the prompt limit (background compaction, Copilot CLI 0.0.380+)"
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return window * 8 // 10 if window > 0 else None
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "COPILOT_HOME") or [home / ".copilot"]

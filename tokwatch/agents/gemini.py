@@ -163,6 +163,10 @@ class Gemini(Agent):
     needles = (b'"gemini"', b'"sessionId"', b'"$set"')
     provider = "google"
     default_context_window = WINDOW
+    compact_rule = "half the model's limit (model.compressionThreshold, 0.5 since Gemini CLI 0.17)"
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return window // 2 if window > 0 else None
 
     def __init__(self) -> None:
         self._slugs: dict[str, str] | None = None

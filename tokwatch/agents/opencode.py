@@ -274,6 +274,12 @@ class OpenCode(Agent):
     db_env: ClassVar[str] = "OPENCODE_DB"
     #: Database file names: the release channels' and `<app>-<channel>.db`.
     db_names: ClassVar[re.Pattern[str]] = re.compile(r"^opencode(-[A-Za-z0-9._-]+)?\.db$")
+    compact_rule = (
+        "the window less min(the model's output limit, 32k) (OpenCode 1.2+; a 32k+ output limit assumed)"
+    )
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return window - 32_000 if window > 32_000 else None
 
     def __init__(self) -> None:
         self._databases: set[Path] = set()  # OPENCODE_DB overrides: databases with any name

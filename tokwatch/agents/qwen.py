@@ -126,6 +126,14 @@ class Qwen(Agent):
     needles = (b'"usageMetadata"',)
     sniff_priority = 40  # before Claude: the record shape (uuid, parentUuid, sessionId, cwd) is Claude's
     suffixes = (".jsonl",)
+    compact_rule = (
+        "85% of the window, at most the window less 33k (context.autoCompactThreshold, Qwen Code 0.21+)"
+    )
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        if window <= 33_000:
+            return None
+        return min(window * 85 // 100, window - 33_000)
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         # Qwen Code: runtime data under QWEN_RUNTIME_DIR, else QWEN_HOME, else ~/.qwen.

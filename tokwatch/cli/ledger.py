@@ -71,12 +71,15 @@ def _info(ledger: Any) -> int:
         sessions = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
         turns, first, last = db.execute("SELECT count(*), min(NULLIF(ts, 0)), max(ts) FROM turns").fetchone()
         files = [os.fsdecode(p) for (p,) in db.execute("SELECT path FROM files WHERE turns > 0")]
+        samples = db.execute("SELECT count(*) FROM limit_samples").fetchone()[0]
+        compactions = db.execute("SELECT count(*) FROM compactions").fetchone()[0]
     gone = sum(1 for p in files if not os.path.exists(p))
     size = sum(os.path.getsize(p) for p in (path, path.with_name(path.name + "-wal")) if p.exists())
     print(f"ledger:   {path} ({size / 1e6:.1f} MB)")
     print(f"sessions: {sessions}")
     print(f"turns:    {turns}" + (f" ({iso(first)[:10]} to {iso(last)[:10]})" if first else ""))
     print(f"logs:     {len(files)} with usage ({gone} deleted since; their turns are kept)")
+    print(f"limits:   {samples} plan-window samples, {compactions} compaction marks (tokwatch report limits)")
     print("back up:  tokwatch ledger export -o FILE  (restore or merge: tokwatch ledger import FILE)")
     return 0
 

@@ -55,8 +55,11 @@ def _console(rep: Report, breakdown: bool) -> tuple[Any, bool]:
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     from tokwatch.agents import all_agents
 
-    r = sub.add_parser("report", description="usage per day, week, month, session or 5-hour block")
-    r.add_argument("view", choices=VIEWS)
+    r = sub.add_parser(
+        "report",
+        description="usage per day, week, month, session or 5-hour block; plan-window samples (limits)",
+    )
+    r.add_argument("view", choices=(*VIEWS, "limits"))
     common(r)
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='{"rows": [...], "totals": {...}}')
@@ -96,6 +99,9 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
     )
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
+    if args.view == "limits":
+        report_skips(engine)
+        return _limits(engine.ledger, f, args)
     rep = build(engine.store, args.view, f, token_limit=args.token_limit)
     report_skips(engine)
     if args.json:
@@ -107,3 +113,31 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
         report_render.print_table(rep, console, breakdown=args.breakdown, fit=fit)
     sys.stdout.flush()
     return 0
+
+
+def _limits(ledger: Any, f: Filters, args: argparse.Namespace) -> int:
+    """`report limits`: every plan-window sample in the range, per window."""
+    from tokwatch.output import limits_render
+    from tokwatch.reports import limits
+    from tokwatch.reports.budgets import day_bounds
+
+    since = day_bounds(_noon(f.since), f.tz)[1] if f.since else None
+    until = day_bounds(_noon(f.until), f.tz)[2] if f.until else None
+    samples = limits.history(ledger, since, until, f.agents)
+    if args.json:
+        sys.stdout.write(limits_render.to_json(samples, limits.refused(ledger)))
+    elif args.csv:
+        sys.stdout.write(limits_render.to_csv(samples))
+    else:
+        from rich.console import Console
+
+        limits_render.print_table(samples, limits.refused(ledger), f.tz, Console())
+    sys.stdout.flush()
+    return 0
+
+
+def _noon(d: date) -> float:
+    """A moment inside day `d` in any zone (for `day_bounds`)."""
+    from datetime import UTC, datetime
+
+    return datetime(d.year, d.month, d.day, 12, tzinfo=UTC).timestamp()

@@ -8,7 +8,9 @@ survives them. It holds:
 * `sessions`: each session's folded state (totals, per-model sums, gauge, sparkline), kept current
   in the same transaction as its turns, so a start shows history without replaying any turn;
 * `files`: each log file's cursor (identity, offset, fingerprints, parser state) and the sessions
-  it produced turns for.
+  it produced turns for;
+* `limit_samples` and `compactions` (schema 2): plan-window readings and compaction boundaries,
+  history added with the turns of the same batch (`core/ledger_obs.py`).
 
 Guarantees (docs/robustness.md):
 
@@ -127,6 +129,36 @@ MIGRATIONS: tuple[str, ...] = (
         turns INTEGER NOT NULL,
         updated REAL NOT NULL
     ) STRICT;
+    """,
+    # 1 -> 2: what logs say besides billed turns (core/observations.py, core/ledger_obs.py)
+    f"""
+    CREATE TABLE limit_samples(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        source TEXT NOT NULL,
+        limit_id TEXT NOT NULL,
+        window_minutes INTEGER NOT NULL CHECK(window_minutes BETWEEN 1 AND 5270400),
+        used_percent REAL NOT NULL CHECK(used_percent BETWEEN 0 AND 1000),
+        resets_at REAL CHECK(resets_at IS NULL OR resets_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        observed_at REAL NOT NULL CHECK(observed_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        plan_type TEXT NOT NULL DEFAULT '',
+        session_id TEXT NOT NULL DEFAULT '',
+        writer INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(agent, source, limit_id, window_minutes, observed_at)
+    ) STRICT;
+    CREATE INDEX limit_samples_window ON limit_samples(agent, limit_id, window_minutes, observed_at);
+    CREATE INDEX limit_samples_time ON limit_samples(observed_at);
+    CREATE TABLE compactions(
+        agent TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ts REAL NOT NULL CHECK(ts = 0 OR ts BETWEEN {MIN_TS} AND {MAX_TS}),
+        trigger TEXT NOT NULL DEFAULT '',
+        pre_tokens INTEGER CHECK(pre_tokens IS NULL OR pre_tokens BETWEEN 0 AND {MAX_TOKENS}),
+        post_tokens INTEGER CHECK(post_tokens IS NULL OR post_tokens BETWEEN 0 AND {MAX_TOKENS}),
+        PRIMARY KEY(agent, session_id, key)
+    ) STRICT, WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

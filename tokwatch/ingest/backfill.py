@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.core import logs
+from tokwatch.core import logs, observations
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
 from tokwatch.ingest.files import Followed, Skips, open_fresh, read
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 48 << 20  # below this, starting another process costs more than it saves
 PARALLEL_CHUNK_BYTES = 4 << 20
 
-#: (path, its record or None when no agent claims it, its turns as JSON rows, skipped lines)
-WorkerResult = tuple[str, FileRecord | None, bytes, int]
+#: (path, its record or None when no agent claims it, its turns as JSON rows, skipped lines,
+#: its observations as JSON rows)
+WorkerResult = tuple[str, FileRecord | None, bytes, int, bytes]
 #: What reading one file gave: the file followed (None: unclaimed or unreadable) and its turns.
 Taken = tuple[Path, int, Followed | None, list[Turn]]
 
@@ -132,7 +133,7 @@ def _parallel(
             yield from here(chunk)
             return
         sizes = dict(chunk)
-        for p_str, rec, rows, skipped in results:
+        for p_str, rec, rows, skipped, observed in results:
             path = Path(p_str)
             done.add(path)
             f = resume(path, rec) if rec is not None else None
@@ -142,6 +143,7 @@ def _parallel(
             f.skipped = skipped
             skips.set(path, skipped)
             turns = [Turn.from_row(r) for r in orjson.loads(rows)]
+            f.observed = [observations.from_row(r) for r in orjson.loads(observed)]
             more = read(f, skips)  # whatever was appended after the worker's read
             yield path, sizes[path], f, turns + (more or [])
 
@@ -239,7 +241,8 @@ def read_paths(paths: list[str]) -> list[WorkerResult]:
         path = Path(p)
         f, turns = read_from_zero(path, skips)
         if f is None:
-            out.append((p, None, b"[]", 0))
+            out.append((p, None, b"[]", 0, b"[]"))
             continue
-        out.append((p, f.record(), orjson.dumps([t.storable().to_row() for t in turns]), f.skipped))
+        obs = orjson.dumps([o.to_row() for o in f.take_observed()])
+        out.append((p, f.record(), orjson.dumps([t.storable().to_row() for t in turns]), f.skipped, obs))
     return out

@@ -22,6 +22,7 @@ from pathlib import Path
 from tokwatch.agents import all_agents
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
+from tokwatch.core.observations import Observation
 from tokwatch.core.store import Changes, SessionKey, Store
 from tokwatch.fsio import stat_regular
 from tokwatch.ingest import backfill as bf
@@ -142,7 +143,7 @@ class Engine:
             self.files[path] = f
             if f.dirty or turns:
                 f.dirty = False
-                pending.add(turns, f.record())
+                pending.add(turns, f.record(), f.take_observed())
                 if pending.full():
                     changes.merge(pending.flush(self.store))
 
@@ -238,7 +239,11 @@ class Engine:
         moved: list[Followed] = []
         known = len(self.files)
         dropped = False
+        ledger_changed = False
         for p in paths:
+            if p in self._ledger_files:
+                ledger_changed = True  # another process (`tokwatch statusline`) may have recorded limits
+                continue
             f = self.files.get(p)
             if f is not None:
                 got = read(f, self.skips)
@@ -264,13 +269,32 @@ class Engine:
                     if f.dirty:
                         moved.append(f)
         records = []
+        observed: list[Observation] = []
         for f in moved:
             f.dirty = False
             records.append(f.record())
-        changes = self.store.apply(turns, records) if turns or records else Changes()
+            observed += f.take_observed()
+        changes = self.store.apply(turns, records, observed) if turns or records else Changes()
         if dropped or len(self.files) != known:
             changes.merge(self._mark_archived())
+        if ledger_changed:
+            changes.merge(Changes(limits=self.store.foreign_limits()))
         return changes
+
+    @property
+    def _ledger_files(self) -> frozenset[Path]:
+        """The ledger's files: a change there that this process did not make is another tokwatch's."""
+        path = self.ledger.path
+        if path is None:
+            return frozenset()
+        path = path.absolute()
+        return frozenset({path, path.with_name(path.name + "-wal")})
+
+    def extra_folders(self) -> list[Path]:
+        """Folders to watch besides the logs' roots: the ledger's, where `tokwatch statusline`
+        records Claude's plan windows (a change there is read in `refresh`)."""
+        path = self.ledger.path
+        return [] if path is None else [path.absolute().parent]
 
     def _add(self, path: Path, moved: list[Followed]) -> list[Turn]:
         """Start following a new file if an agent claims it; its turns so far."""
@@ -332,10 +356,12 @@ class _Pending:
     def __init__(self) -> None:
         self.turns: list[Turn] = []
         self.files: list[FileRecord] = []
+        self.observed: list[Observation] = []
 
-    def add(self, turns: list[Turn], rec: FileRecord) -> None:
+    def add(self, turns: list[Turn], rec: FileRecord, observed: list[Observation]) -> None:
         self.turns += turns
         self.files.append(rec)
+        self.observed += observed
 
     def full(self) -> bool:
         return len(self.turns) >= COMMIT_TURNS or len(self.files) >= COMMIT_FILES
@@ -343,6 +369,6 @@ class _Pending:
     def flush(self, store: Store) -> Changes:
         if not self.turns and not self.files:
             return Changes()
-        changes = store.apply(self.turns, self.files, report=False)
-        self.turns, self.files = [], []
+        changes = store.apply(self.turns, self.files, self.observed, report=False)
+        self.turns, self.files, self.observed = [], [], []
         return changes

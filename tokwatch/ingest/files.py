@@ -17,6 +17,7 @@ from tokwatch.agents import get_agent
 from tokwatch.agents.base import Agent, LogParser
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
+from tokwatch.core.observations import Observation
 from tokwatch.core.tailer import Change, Cursor, open_cursor
 from tokwatch.ingest.discover import detect
 from tokwatch.ingest.select import misshapen, select_lines
@@ -39,6 +40,8 @@ class Followed:
     turns: int = 0
     #: The cursor (or parser state) moved since the ledger last recorded it.
     dirty: bool = False
+    #: What the parser observed besides turns (limit samples, compactions), not recorded yet.
+    observed: list[Observation] = field(default_factory=list)
 
     @property
     def parser(self) -> LogParser:
@@ -65,7 +68,13 @@ class Followed:
         for t in turns:
             self.sessions.add(t.session_id)
         self.turns += len(turns)
+        self.observed += self.parser.observations()
         return turns
+
+    def take_observed(self) -> list[Observation]:
+        """The observations read since the last call (recorded with the batch's turns)."""
+        out, self.observed = self.observed, []
+        return out
 
 
 def open_fresh(path: Path, st: os.stat_result | None = None) -> Followed | None:

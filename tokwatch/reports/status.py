@@ -25,6 +25,7 @@ import orjson
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.text import clean
 from tokwatch.fsio import read_regular
+from tokwatch.reports import limits
 from tokwatch.reports.budgets import current_usage
 
 if TYPE_CHECKING:
@@ -198,6 +199,12 @@ def status_doc(
         u = current_usage(store, now, tz, cfg.agents)
         states = u.states(cfg, s.totals if s else Tokens())
         usage["budgets"] = {name: st.as_json() for name, st in states.items()}
+    # the plans' windows as the agents last reported them (every agent's: a plan is shared), and
+    # this session's road to compaction
+    usage["limits"] = limits.limits_json(
+        limits.windows(store.ledger, now), now, config.limits.stale_minutes * 60
+    )
+    usage["compaction"] = limits.road(store.ledger, s).as_json() if s is not None and window else None
     doc["usage"] = usage
     return doc
 
@@ -221,12 +228,43 @@ def status_text(doc: Mapping[str, Any]) -> str:
         lines.append(f"context:       {c['used']:,} of {about}{c['window']:,} ({about}{c['percent']:.0f}%)")
     else:
         lines.append(f"context:       {c['used']:,} of an unknown window")
+    road = u.get("compaction")
+    if road and road["tokensLeft"] is not None:
+        where = (
+            f"auto-compacts at {road['threshold']:,}"
+            if road["threshold"] is not None
+            else "no known auto-compact rule"
+        )
+        left = f"{road['tokensLeft']:,} tokens left"
+        if road["turnsLeft"] is not None:
+            left += f", ~{road['turnsLeft']} turns at {road['growthPerTurn']:,}/turn"
+        lines.append(f"compaction:    {where} ({left}); {road['count']} so far")
     for name, b in u.get("budgets", {}).items():
         used = f"${b['used']:,.2f}" if b["unit"] == "usd" else f"{b['used']:,}"
         limit = f"${b['limit']:,.2f}" if b["unit"] == "usd" else f"{b['limit']:,}"
         lb = "≥" if b.get("lowerBound") else ""
         lines.append(f"{name + ' budget:':<15}{lb}{used} of {limit} ({b['percent']:.0f}%)")
+    for agent, wins in u.get("limits", {}).items():
+        for label, w in wins.items():
+            lines.append(f"{f'{agent} {label}:':<15}{limit_text(w)}")
     return "\n".join(lines) + "\n"
+
+
+def limit_text(w: Mapping[str, Any]) -> str:
+    """`13% used, resets in 3h12m, 42% at this pace; seen 2m ago` (a `WindowState.as_json`)."""
+    from tokwatch.core.text import duration
+
+    if w["reset"]:
+        return f"reset (was {w['observedAt']}: the figure from before no longer applies)"
+    out = f"{w['percent']:.0f}% used"
+    if w["resetsIn"] is not None:
+        out += f", resets in {duration(w['resetsIn'])}"
+    if w["fullIn"] is not None:
+        out += f", 100% in ~{duration(w['fullIn'])} at this pace"
+    elif w["projected"] is not None:
+        out += f", ~{w['projected']:.0f}% at the reset at this pace"
+    out += f"; seen {duration(w['age'])} ago" + (" (stale)" if w["stale"] else "")
+    return out
 
 
 def _usd(v: float | None) -> str:

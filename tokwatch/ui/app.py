@@ -17,6 +17,11 @@ Data flow, and why it is safe:
   The 1 s timer asks again only when the day or the block is over. Budget alarms (80% / 100%,
   once per period: `budgets.BudgetAlarm`) are checked on the UI thread when a result arrives
   (day and block) and when a batch changes a session (session budget).
+* The Limits panel (`ui/limits.py`) reads the plan windows from the ledger on its own worker
+  thread once the history is in, after each batch that brought limit samples (a rollout's, or
+  another process's: the engine hears `tokwatch statusline` write to the ledger) and when a
+  window's period ends; it alerts like the budgets. The road to compaction (`ui/road.py`) reads a
+  session's growth and compactions the same way when the selected session changes.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
+from tokwatch.ui.limits import LimitsPanel
 from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, Problem, UsageComputed
 from tokwatch.ui.sessions import SessionList
 from tokwatch.ui.skipped import SkippedScreen
@@ -154,6 +160,7 @@ class TokwatchApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="◔")
         yield TodayStrip(self.clock, self.config.budgets.agents, id="strip")
+        yield LimitsPanel(self.store.ledger, self.clock, self.config.limits, id="limits")
         with Container(id="body"):
             with Vertical(id="side"):
                 yield FilterInput(placeholder="filter: project or model", id="filter", compact=True)
@@ -319,6 +326,7 @@ class TokwatchApp(App[None]):
             )
         self._seed_session_alarms()
         self._request_usage()
+        self._main.query_one(LimitsPanel).request()
 
     def on_changes_arrived(self, message: ChangesArrived) -> None:
         """One recorded batch: update only what it changed."""
@@ -328,10 +336,12 @@ class TokwatchApp(App[None]):
         self._update_skips()
         if not changes:
             return
+        if changes.limits:
+            self._main.query_one(LimitsPanel).request()
         with self.batch_update():
             self._main.query_one(SessionList).sync(changes.sessions)
             detail = self._main.query_one(Detail)
-            if detail.key in changes.sessions:
+            if detail.key in changes.sessions or detail.key in changes.compactions:
                 detail.update_session()
             self._update_side_title()
         self._check_session_budgets(changes.sessions)
@@ -508,12 +518,14 @@ class TokwatchApp(App[None]):
         try:
             sessions, detail = self._main.query_one(SessionList), self._main.query_one(Detail)
             strip = self._main.query_one(TodayStrip)
+            panel = self._main.query_one(LimitsPanel)
         except NoMatches:
             return
         with self.batch_update():
             sessions.tick()
             detail.tick()
             strip.tick()
+            panel.tick()
         self._update_skips()
         if self.loaded and self.clock() >= self._usage_expires:
             self._usage_expires = math.inf  # asked once; the result sets the next expiry

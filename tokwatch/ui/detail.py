@@ -23,7 +23,9 @@ from textual.widgets.data_table import RowDoesNotExist
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.store import SessionKey, Store
 from tokwatch.core.text import clean
+from tokwatch.reports.limits import compact_point
 from tokwatch.ui import format as fmt
+from tokwatch.ui.road import CompactionRoad
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.
 COMPACT_WIDTH = 70
@@ -32,9 +34,18 @@ MODEL_NAME_MAX = 40
 
 
 class ContextGauge(Widget):
-    """`Context ━━━━━━━━━╺━━━━━  150k / 200k  75%`, coloured by band; it falls after a compaction."""
+    """`Context ━━━━━━━━━╺━━┃━━  150k / 200k  75%`, coloured by band; it falls after a compaction.
+    `┃` marks where the agent auto-compacts, when its rule is known (`ui/road.py`); an assumed
+    window (the log gave none) reads `~272k`."""
 
-    COMPONENT_CLASSES = {"gauge--ok", "gauge--warn", "gauge--high", "gauge--rest", "gauge--label"}
+    COMPONENT_CLASSES = {
+        "gauge--ok",
+        "gauge--warn",
+        "gauge--high",
+        "gauge--rest",
+        "gauge--label",
+        "gauge--marker",
+    }
 
     def __init__(self, **kw: str) -> None:
         super().__init__(**kw)
@@ -42,10 +53,12 @@ class ContextGauge(Widget):
         self.window = 0
         self.peak = 0
         self.assumed = False
+        self.threshold = 0
 
-    def set(self, used: int, window: int, peak: int, assumed: bool = False) -> None:
-        if (used, window, peak, assumed) != (self.used, self.window, self.peak, self.assumed):
-            self.used, self.window, self.peak, self.assumed = used, window, peak, assumed
+    def set(self, used: int, window: int, peak: int, assumed: bool = False, threshold: int = 0) -> None:
+        new = (used, window, peak, assumed, threshold)
+        if new != (self.used, self.window, self.peak, self.assumed, self.threshold):
+            self.used, self.window, self.peak, self.assumed, self.threshold = new
             self.refresh()
 
     @property
@@ -77,6 +90,9 @@ class ContextGauge(Widget):
             ("━" * filled, self.get_component_rich_style(f"gauge--{band}")),
             ("━" * (bar_width - filled), self.get_component_rich_style("gauge--rest")),
         )
+        if bar_width and self.window and 0 < self.threshold <= self.window:
+            at = min(bar_width - 1, round(bar_width * self.threshold / self.window))
+            bar = bar[:at] + Text("┃", style=self.get_component_rich_style("gauge--marker")) + bar[at + 1 :]
         return Text.assemble(label, bar, " " if bar_width else "", numbers, no_wrap=True)
 
 
@@ -295,6 +311,7 @@ class Detail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("Waiting for sessions…"), id="empty")
         yield ContextGauge(id="gauge")
+        yield CompactionRoad(self.store.ledger, id="road")
         yield Totals(id="totals")
         yield ModelTable(id="models")
         yield LastTurn(self.clock, id="last-turn")
@@ -332,8 +349,13 @@ class Detail(VerticalScroll):
 
     def _fill(self, s: Session) -> None:
         self.query_one(ContextGauge).set(
-            s.context_used, s.context_window, s.max_context, s.context_window_assumed
+            s.context_used,
+            s.context_window,
+            s.max_context,
+            s.context_window_assumed,
+            compact_point(s)[0] or 0,
         )
+        self.query_one(CompactionRoad).update_session(s)
         t = s.totals
         b = fmt.burn(s)
         figures = [

@@ -14,18 +14,15 @@ from textual.widgets import Static
 
 #: One line each at 100 columns: the whole help fits a 100 x 30 terminal (it scrolls when smaller).
 LEGEND = (
-    ("●", "active: a turn in the last {minutes:g} minutes"),
-    ("ctx 75%", "context used of the window: green < 50%, yellow < 80%, red above"),
-    ("~272k  ?", "~ a window assumed from the agent's default; ? an unknown window"),
-    ("peak", "the largest context seen (the gauge falls after a compaction)"),
-    ("≥$X*", "a lower bound: some turns use a model with no known price"),
-    ("unknown", "no turn of it could be priced (never shown as $0)"),
-    ("burn rate", "tok/min and $/h over the latest turns (a 15-min pause ends the run)"),
-    ("Today", "today's cost, tokens and turns (the local day); daily budget used"),
-    ("Block", "the running 5-hour block: time left, cost, $/h, cost at its end"),
-    ("daily 42%", "a budget's share used; reaching 80% and 100% rings the bell"),
-    ("archived", "the session's log files were deleted; its totals come from the cache"),
-    ("⚠ 3 skipped", "log lines that could not be read (header); ! lists them by file"),
+    ("● archived", "a turn in the last {minutes:g} min; logs deleted, turns kept"),
+    ("ctx 75%  peak", "context used (green < 50%, yellow < 80%, red); the largest seen"),
+    ("~272k  ?  ┃", "a window assumed; unknown; where the agent auto-compacts"),
+    ("≥$X*  unknown", "some turns have no known price (a lower bound); none has"),
+    ("burn rate", "tok/min and $/h over the latest turns (a 15-min pause ends it)"),
+    ("Today  Block", "today's usage; the 5-hour block: time left, $/h, cost at its end"),
+    ("daily 42%", "a budget's share used; 80% and 100% ring the bell"),
+    ("Codex 5h 13%", "a plan window: share, ↻ reset, 100% at this pace, age (⚠ stale)"),
+    ("⚠ 3 skipped", "log lines that could not be read (header); ! lists them"),
 )
 
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 #: One line each at 100 columns: the whole help fits a 100 x 30 terminal (it scrolls when smaller).
 LEGEND = (
-    ("● archived", "a turn in the last {minutes:g} min; logs deleted, turns kept"),
+    ("● archived", "a turn in the last {minutes:g} min; the session's log files were deleted"),
     ("ctx 75%  peak", "context used (green < 50%, yellow < 80%, red); the largest seen"),
     ("~272k  ?  ┃", "a window assumed; unknown; where the agent auto-compacts"),
     ("≥$X*  unknown", "some turns have no known price (a lower bound); none has"),

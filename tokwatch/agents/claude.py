@@ -111,6 +111,10 @@ class Claude(Agent):
     provider = "anthropic"
     default_context_window = WINDOW
     sniff_priority = 90  # its sniff is the loosest
+    # what Claude Code gives the MCP servers it starts (2.1.332 does; 2.1.112 gave none of them)
+    mcp_marker_env = ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID")
+    mcp_session_env = "CLAUDE_CODE_SESSION_ID"
+    mcp_project_env = "CLAUDE_PROJECT_DIR"
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "CLAUDE_CONFIG_DIR") or [home / ".config" / "claude", home / ".claude"]

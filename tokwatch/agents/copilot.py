@@ -283,6 +283,9 @@ class Copilot(Agent):
     needles = (b'"assistant.message"', b'"session.')
     sniff_priority = 40  # before Claude, whose sniff matches any `sessionId` + `type` JSONL
     suffixes = (".jsonl",)
+    # given to MCP servers since Copilot CLI 1.0.2x; the id names the session-state folder
+    mcp_marker_env = ("COPILOT_AGENT_SESSION_ID",)
+    mcp_session_env = "COPILOT_AGENT_SESSION_ID"
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "COPILOT_HOME") or [home / ".copilot"]

@@ -137,6 +137,7 @@ class Gemini(Agent):
     needles = (b'"gemini"', b'"sessionId"', b'"$set"')
     provider = "google"
     default_context_window = WINDOW
+    mcp_marker_env = ("GEMINI_CLI",)  # set for its MCP servers (and its shell commands)
 
     def __init__(self) -> None:
         self._slugs: dict[str, str] | None = None

@@ -1,4 +1,4 @@
-"""Command line: `tokwatch [PATHS]` (dashboard), `export`, `watch --jsonl`, `demo`."""
+"""Command line: `tokwatch [PATHS]` (dashboard), `export`, `watch --jsonl`, `demo`; `report`, `status` and `mcp` in their own modules."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tokwatch.fsio import safe_text
 from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
-COMMANDS = ("export", "watch", "demo", "dashboard", "ledger", "report", "status", "statusline")
+COMMANDS = ("export", "watch", "demo", "dashboard", "ledger", "report", "status", "statusline", "mcp")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -82,6 +82,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from tokwatch.cli import status
 
         status.add_parsers(sub, add_common)
+    if command in (None, "mcp"):
+        from tokwatch.cli import mcp
+
+        mcp.add_parser(sub, add_common)
     return p
 
 
@@ -117,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tokwatch.cli import status
 
         return status.cmd_status(args, config)
+    if args.command == "mcp":
+        from tokwatch.cli import mcp
+
+        return mcp.cmd_mcp(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
 
 

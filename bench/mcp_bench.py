@@ -47,7 +47,9 @@ def latest_claude_project(tw: list[str], corpus: Path, env: dict[str, str], out:
     return str(max(rows, key=lambda r: r["last_seen"])["project"]) if rows else "/"
 
 
-async def _one_run(tw: list[str], corpus: Path, env: dict[str, str], project: str, tool: str) -> dict[str, Any]:
+async def _one_run(
+    tw: list[str], corpus: Path, env: dict[str, str], project: str, tool: str
+) -> dict[str, Any]:
     import mcp_types as mt
     from mcp import ClientSession, StdioServerParameters, stdio_client
 

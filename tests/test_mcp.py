@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from helpers import CLAUDE_MAIN, CLAUDE_SESSION, REAL, append_bytes, claude_line
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
-from tokwatch.config import Config
+from tokwatch.config import Budget, BudgetsConfig, Config
 from tokwatch.output.export import rows as export_rows
 from tokwatch.output.mcp.caller import agent_of_client, identify, root_dir
 from tokwatch.output.mcp.source import Unanswerable, UsageSource
@@ -440,3 +441,39 @@ def test_status_answer_adds_reasoning_selection_and_context_left(source: UsageSo
     assert ctx["remaining"] == row.context_window - row.context_tokens
     assert doc["usage"]["lastTurn"]["model"] == "gpt-5.1-codex-max"
     assert doc["selection"]["method"] == "session_id" and doc["asOf"].endswith("Z")
+
+
+def test_a_session_that_has_no_turn_yet_is_the_callers(source: UsageSource, logs: Path) -> None:
+    """A session just started (its log has no billed turn yet) in the caller's project wins over
+    the project's older sessions: its turns are coming."""
+    fresh_id = "f4e5a000-0000-4000-8000-00000000beef"
+    fresh = logs / CLAUDE_MAIN.relative_to(REAL).parent / f"{fresh_id}.jsonl"
+    first = {"type": "user", "sessionId": fresh_id, "cwd": CLAUDE_PROJECT, "message": {"role": "user"}}
+    fresh.write_text(json.dumps(first) + "\n")
+    source.engine.refresh([fresh])
+    doc = source.session_status(identify("claude-code", {}, process_cwd=CLAUDE_PROJECT))
+    assert doc["session"]["id"] == fresh_id and doc["selection"]["method"] == "agent_and_project"
+    usage = doc["usage"]
+    assert usage["session"]["turns"] == 0 and usage["session"]["cost"] == 0 and usage["lastTurn"] is None
+    assert usage["context"]["used"] == 0 and usage["context"]["window"] == 200_000
+
+
+def test_configured_budgets_are_in_the_answer(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    config = Config(budgets=BudgetsConfig(daily=Budget(usd=20), session=Budget(tokens=1_000_000)))
+    src = UsageSource(
+        [logs], config, use_cache=False, tz=UTC, clock=lambda: 1770931000.0
+    )  # 2026-02-12 21:16Z
+    src.engine.backfill()
+    doc = src.session_status(identify("claude-code", {}, process_cwd=CLAUDE_PROJECT))
+    budgets = doc["usage"]["budgets"]
+    assert list(budgets) == ["daily", "session"]
+    assert budgets["session"] == {
+        "used": doc["usage"]["session"]["totalTokens"],
+        "limit": 1_000_000,
+        "percent": round(doc["usage"]["session"]["totalTokens"] / 10_000, 1),
+        "unit": "tokens",
+    }
+    assert budgets["daily"]["unit"] == "usd" and budgets["daily"]["used"] > 0

@@ -283,7 +283,7 @@ class Copilot(Agent):
     needles = (b'"assistant.message"', b'"session.')
     sniff_priority = 40  # before Claude, whose sniff matches any `sessionId` + `type` JSONL
     suffixes = (".jsonl",)
-    # given to MCP servers since Copilot CLI 1.0.2x; the id names the session-state folder
+    # given to MCP servers since Copilot CLI 1.0.29; the id names the session-state folder
     mcp_marker_env = ("COPILOT_AGENT_SESSION_ID",)
     mcp_session_env = "COPILOT_AGENT_SESSION_ID"
 

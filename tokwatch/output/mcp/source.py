@@ -51,8 +51,11 @@ class Choice:
 
 def numbers(t: Tokens) -> dict[str, Any]:
     """A sum of turns in the status vocabulary, with reasoning and the known part of an unknown cost."""
-    out = tokens_json(t)
-    out["reasoning"] = t.reasoning
+    out: dict[str, Any] = {}
+    for k, v in tokens_json(t).items():
+        out[k] = v
+        if k == "output":
+            out["reasoning"] = t.reasoning
     if t.unpriced_turns:
         out["knownCost"] = round(t.cost_pico / 1e12, 9)
         out["unpricedTurns"] = t.unpriced_turns
@@ -195,9 +198,15 @@ class UsageSource:
             usage["session"] = numbers(s.totals if s else Tokens())
             last: Turn | None = s.last_turn if s else None
             if last is not None:
-                usage["lastTurn"].update(
-                    reasoning=last.reasoning, model=last.model, at=iso(last.timestamp) or None
-                )
+                lt = usage["lastTurn"]
+                usage["lastTurn"] = {
+                    "input": lt["input"],
+                    "output": lt["output"],
+                    "reasoning": last.reasoning,
+                    **{k: lt[k] for k in ("cacheRead", "cacheWrite", "totalTokens", "cost")},
+                    "model": last.model,
+                    "at": iso(last.timestamp) or None,
+                }
             ctx = usage["context"]
             ctx["remaining"] = max(0, ctx["window"] - ctx["used"]) if ctx["window"] else None
             session = doc["session"]

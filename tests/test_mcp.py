@@ -477,3 +477,21 @@ def test_configured_budgets_are_in_the_answer(
         "unit": "tokens",
     }
     assert budgets["daily"]["unit"] == "usd" and budgets["daily"]["used"] > 0
+
+
+def test_no_other_command_imports_the_sdk(tmp_path: Path) -> None:
+    """The SDK costs about half a second to import: only `tokwatch mcp` may pay for it."""
+    code = (
+        "import sys\n"
+        "from tokwatch.cli import main\n"
+        f"assert main(['export', {str(REAL)!r}, '--format', 'json']) == 0\n"
+        f"assert main(['status', {str(REAL)!r}, '--json']) == 0\n"
+        f"assert main(['report', 'daily', {str(REAL)!r}, '--json']) == 0\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'anyio', 'starlette'))\n"
+        "assert not bad, bad[:5]\n"
+        "assert 'tokwatch.output.mcp.server' not in sys.modules\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr[-2000:]

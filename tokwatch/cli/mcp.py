@@ -1,5 +1,9 @@
-"""`tokwatch mcp`: the MCP server's command line. The SDK is imported only here, after the logs
-have started loading in the background (the two overlap: half a second saved on every start)."""
+"""`tokwatch mcp`: the MCP server's command line; the SDK is imported only here.
+
+The SDK is imported before history starts loading, not during: both hold the GIL, and on a cold
+start (no cache, gigabytes of logs) a backfill running alongside the import delayed the answer
+to `initialize` by seconds (clients give a server 10-30 s to start). Afterwards the backfill
+thread leaves the event loop its turn every few milliseconds, and tool calls wait for it."""
 
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ def cmd_mcp(args: argparse.Namespace, config: Config) -> int:
         print(f"tokwatch: {e}", file=sys.stderr)
         return 2
     source = UsageSource(args.paths, config, use_cache=not args.no_cache, tz=tz)
-    source.start()
     from tokwatch.output.mcp.server import Options, serve
 
+    source.start()
     return serve(source, Options(agent=args.agent, cwd=args.cwd))

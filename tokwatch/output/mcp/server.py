@@ -9,7 +9,7 @@ sends can stop the server: a bad argument or a missing session is a tool error, 
 method or malformed parameters a JSON-RPC error, and a line that is not JSON-RPC at all gets a
 parse or invalid-request error instead of the silence the SDK would give it.
 
-This module imports the SDK (about half a second); only `tokwatch mcp` imports this module.
+This module imports the SDK (about a second); only `tokwatch mcp` imports this module.
 """
 
 from __future__ import annotations
@@ -262,17 +262,21 @@ def _garbled_reply(exc: Exception) -> types.JSONRPCError:
 
 
 def serve(source: UsageSource, options: Options | None = None) -> int:
-    """Run the server on this process's stdin/stdout until the client goes away."""
+    """Run the server on this process's stdin/stdout until the client closes stdin.
+
+    SIGTERM and SIGINT end it at once, after saving the cache: an orderly shutdown of the event
+    loop would wait for the SDK's stdin reader, a thread blocked in `readline()` until the client
+    closes the pipe (clients that send SIGTERM have usually not done that yet)."""
 
     def stop(signum: int, frame: object) -> None:
-        raise SystemExit(0)
+        source.close()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     server = TokwatchServer(source, options)
     try:
         anyio.run(server.serve_stdio)
-    except (KeyboardInterrupt, SystemExit):
-        pass
     finally:
         source.close()
     return 0

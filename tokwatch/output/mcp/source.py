@@ -128,7 +128,14 @@ class UsageSource:
 
     # ---------------------------------------------------------------- session_status
     def choose(self, caller: Caller, session_id: str | None) -> Choice:
-        """The session to describe: the one named, else the caller's own (see `caller.py`)."""
+        """The session to describe: the one named, else the caller's own (see `caller.py`).
+
+        The engine thread adds followed files meanwhile: `find_target` walks them under the
+        engine's files lock (taken after the store's, the engine's one lock order)."""
+        with self.store.lock, self.engine.files_lock:
+            return self._choose(caller, session_id)
+
+    def _choose(self, caller: Caller, session_id: str | None) -> Choice:
         engine = self.engine
         if session_id:
             t = find_target(engine, session_id, None)

@@ -1,9 +1,10 @@
 """`tokwatch mcp`: the real console script, driven by the MCP SDK's own stdio client, on the real
 fixtures; every number is checked against `tokwatch export` on the same logs.
 
-Three server processes in all (the SDK import makes each start cost a second or two): one for
-the read-only tools and their errors, one for a turn appended live, one for raw malformed lines.
-Who-is-calling and which-session-is-chosen are also tested in-process on `caller` and `UsageSource`.
+Five server processes in all (the SDK import makes each start cost a second or two): the
+read-only tools and their errors, an unknown caller, a turn appended live, raw malformed lines,
+SIGTERM. Who is calling and which session is chosen are tested in-process on `caller` and
+`UsageSource`.
 """
 
 from __future__ import annotations
@@ -350,6 +351,41 @@ def test_malformed_lines_get_protocol_errors_and_the_server_keeps_serving(logs: 
     finally:
         p.stdin.close()  # the client going away ends the server
         assert p.wait(timeout=30) == 0
+
+
+def test_sigterm_saves_the_cache_and_exits_at_once(logs: Path, tmp_path: Path) -> None:
+    """Clients stop servers with SIGTERM, often with stdin still open."""
+    p = subprocess.Popen(
+        [str(TOKWATCH), "mcp", str(logs)],
+        env=clean_env(tmp_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    }
+    p.stdin.write(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).encode() + b"\n"
+    )
+    p.stdin.flush()
+    assert json.loads(p.stdout.readline())["id"] == 1
+    call = {"name": "list_sessions", "arguments": {"limit": 1}}  # answered once history is read
+    p.stdin.write(
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}).encode() + b"\n"
+    )
+    p.stdin.flush()
+    assert json.loads(p.stdout.readline())["result"]["isError"] is False
+    p.terminate()
+    try:
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+        p.stdin.close()
+    assert (tmp_path / "cache" / "cache.jsonl").stat().st_size > 0
 
 
 # ---------------------------------------------------------------- who is calling (in-process)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ import mcp_types as mt
 import pytest
 from helpers import CLAUDE_MAIN, CLAUDE_SESSION, REAL, append_bytes, claude_line
 from mcp import ClientSession, StdioServerParameters, stdio_client
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from tokwatch.config import Budget, BudgetsConfig, Config
 from tokwatch.output.export import rows as export_rows
@@ -161,8 +162,9 @@ async def tool_error(session: ClientSession, tool: str, **args: Any) -> str:
 async def test_tools_answer_with_the_exports_numbers(logs: Path, tmp_path: Path) -> None:
     rows = export(logs, tmp_path)
     per_session = sums(rows, lambda r: (r["agent"], r["session_id"]))
+    roots = [f"file://{CLAUDE_PROJECT}"]
     with anyio.fail_after(90):
-        async with server(logs, tmp_path, roots=[f"file://{CLAUDE_PROJECT}"]) as s:
+        async with server(logs, tmp_path, roots=roots) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
             assert sorted(tools) == ["list_sessions", "session_status", "usage_report"]
             for t in tools.values():
@@ -258,6 +260,22 @@ async def test_tools_answer_with_the_exports_numbers(logs: Path, tmp_path: Path)
             with pytest.raises(MCPError, match="Unknown tool"):
                 await s.call_tool("session_stats", {})
             assert (await call(s, "list_sessions", limit=1))["shown"] == 1
+
+            # the client's roots change: the next answers follow them
+            roots[:] = ["file:///somewhere/else"]
+            with (
+                warnings.catch_warnings()
+            ):  # roots are deprecated by the 2026-07-28 spec; clients still use them
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await s.send_roots_list_changed()
+            for _ in range(100):  # the notification and the next call may be handled in any order
+                res = await s.call_tool("session_status", {})
+                if res.is_error:
+                    break
+                await anyio.sleep(0.02)
+            assert "No claude session found for the project /somewhere/else (from the client's roots)" in (
+                res.content[0].text
+            )
 
 
 async def test_an_unknown_caller_in_a_folder_without_sessions_gets_a_clear_error(

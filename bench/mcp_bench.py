@@ -7,13 +7,13 @@
 `bench/run.py` runs the same measurement (its `--skip-mcp` leaves it out). Each run starts the
 installed `tokwatch mcp` on the corpus, as an agent would, through the MCP SDK's own stdio client
 calling itself `claude-code` with the project of the corpus's latest Claude session as its root.
-The cache is warm: filled once by an export before the runs (and kept by each server's exit).
+tokwatch's ledger is warm: filled once by an export before the runs.
 
 Per run it times, on the client's clock: the start (spawn until `initialize` is answered), then
 ten calls of one tool in a row; the first of them is the first call the server gets. Each tool
 gets its own runs, since the first call of a server is the one that may have to wait for the
 history (and `usage_report` replays every session's turns from the cache once). The figures are
-medians over the runs. One more run starts with an empty cache (cold): its first call waits for
+medians over the runs. One more run starts with an empty ledger (cold): its first call waits for
 the whole history to be read.
 """
 
@@ -42,7 +42,7 @@ TARGET_FIRST_S = 0.5
 
 
 def latest_claude_project(tw: list[str], corpus: Path, env: dict[str, str], out: Path) -> str:
-    """Warm the cache with an export, and pick the project of the latest Claude session."""
+    """Fill the ledger with an export, and pick the project of the latest Claude session."""
     subprocess.run([*tw, "export", str(corpus), "--format", "json", "-o", str(out)], env=env, check=True)
     rows = [r for r in json.loads(out.read_text()) if r["agent"] == "claude" and r["project"].startswith("/")]
     return str(max(rows, key=lambda r: r["last_seen"])["project"]) if rows else "/"
@@ -91,12 +91,15 @@ def bench_mcp(tw: list[str], corpus: Path, work: Path, repeat: int) -> dict[str,
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "TZ": "UTC",
+        "TOKWATCH_DATA_DIR": str(work / "data-mcp"),
         "TOKWATCH_CACHE_DIR": str(work / "cache-mcp"),
         "TOKWATCH_CONFIG": str(work / "no-config.toml"),
     }
     project = latest_claude_project(tw, corpus, env, work / "mcp-export.json")
     out: dict[str, Any] = {"project": project, "repeat": repeat, "tools": {}}
-    cold_env = dict(env, TOKWATCH_CACHE_DIR=str(work / "cache-mcp-cold"))
+    cold_env = dict(
+        env, TOKWATCH_DATA_DIR=str(work / "data-mcp-cold"), TOKWATCH_CACHE_DIR=str(work / "cache-mcp-cold")
+    )
     cold = anyio.run(_one_run, tw, corpus, cold_env, project, "session_status")
     out["cold"] = {"start_s": round(cold["start"], 3), "first_s": round(cold["calls"][0], 3)}
     starts: list[float] = []

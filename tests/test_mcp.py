@@ -59,12 +59,13 @@ def logs(tmp_path: Path) -> Path:
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """No agent's variables leak in from the shell running the tests; own cache, no config."""
+    """No agent's variables leak in from the shell running the tests; own ledger, no config."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path / "home"),
         "LANG": "C.UTF-8",
         "TZ": "UTC",
+        "TOKWATCH_DATA_DIR": str(tmp_path / "data"),
         "TOKWATCH_CACHE_DIR": str(tmp_path / "cache"),
         "TOKWATCH_CONFIG": str(tmp_path / "no-config.toml"),
     }
@@ -371,7 +372,7 @@ def test_malformed_lines_get_protocol_errors_and_the_server_keeps_serving(logs: 
         assert p.wait(timeout=30) == 0
 
 
-def test_sigterm_saves_the_cache_and_exits_at_once(logs: Path, tmp_path: Path) -> None:
+def test_sigterm_exits_at_once_with_the_ledger_written(logs: Path, tmp_path: Path) -> None:
     """Clients stop servers with SIGTERM, often with stdin still open."""
     p = subprocess.Popen(
         [str(TOKWATCH), "mcp", str(logs)],
@@ -403,7 +404,8 @@ def test_sigterm_saves_the_cache_and_exits_at_once(logs: Path, tmp_path: Path) -
     finally:
         p.kill()
         p.stdin.close()
-    assert (tmp_path / "cache" / "cache.jsonl").stat().st_size > 0
+    ledger = tmp_path / "data" / "ledger.db"
+    assert ledger.stat().st_size > 0 and not Path(f"{ledger}-wal").exists()  # closed: checkpointed
 
 
 # ---------------------------------------------------------------- who is calling (in-process)
@@ -448,9 +450,8 @@ OLDER = "0ld5e551-0000-4000-8000-000000000001"
 
 
 @pytest.fixture
-def source(logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UsageSource:
-    """The real fixtures plus an older Claude session of the same project."""
-    monkeypatch.setenv("TOKWATCH_CACHE_DIR", str(tmp_path / "cache"))
+def source(logs: Path) -> UsageSource:
+    """The real fixtures plus an older Claude session of the same project, on a ledger in memory."""
     older = logs / CLAUDE_MAIN.relative_to(REAL).parent / f"{OLDER}.jsonl"
     line = claude_line(
         "msg_older_1", session_id=OLDER, timestamp="2026-02-01T10:00:00.000Z", cwd=CLAUDE_PROJECT
@@ -512,10 +513,7 @@ def test_a_session_that_has_no_turn_yet_is_the_callers(source: UsageSource, logs
     assert usage["context"]["used"] == 0 and usage["context"]["window"] == 200_000
 
 
-def test_configured_budgets_are_in_the_answer(
-    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TOKWATCH_CACHE_DIR", str(tmp_path / "cache"))
+def test_configured_budgets_are_in_the_answer(logs: Path) -> None:
     config = Config(budgets=BudgetsConfig(daily=Budget(usd=20), session=Budget(tokens=1_000_000)))
     src = UsageSource(
         [logs], config, use_cache=False, tz=UTC, clock=lambda: 1770931000.0

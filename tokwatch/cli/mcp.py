@@ -1,7 +1,7 @@
 """`tokwatch mcp`: the MCP server's command line; the SDK is imported only here.
 
 The SDK is imported before history starts loading, not during: both hold the GIL, and on a cold
-start (no cache, gigabytes of logs) a backfill running alongside the import delayed the answer
+start (an empty ledger, gigabytes of logs) a backfill running alongside the import delayed the answer
 to `initialize` by seconds (clients give a server 10-30 s to start). Afterwards the backfill
 thread leaves the event loop its turn every few milliseconds, and tool calls wait for it."""
 

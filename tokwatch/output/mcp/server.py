@@ -264,9 +264,10 @@ def _garbled_reply(exc: Exception) -> types.JSONRPCError:
 def serve(source: UsageSource, options: Options | None = None) -> int:
     """Run the server on this process's stdin/stdout until the client closes stdin.
 
-    SIGTERM and SIGINT end it at once, after saving the cache: an orderly shutdown of the event
-    loop would wait for the SDK's stdin reader, a thread blocked in `readline()` until the client
-    closes the pipe (clients that send SIGTERM have usually not done that yet)."""
+    SIGTERM and SIGINT end it at once, once the engine thread has stopped (every batch it read
+    is committed by then) and the ledger is closed: an orderly shutdown of the event loop would
+    wait for the SDK's stdin reader, a thread blocked in `readline()` until the client closes the
+    pipe (clients that send SIGTERM have usually not done that yet)."""
 
     def stop(signum: int, frame: object) -> None:
         source.close()

@@ -1,11 +1,11 @@
 """Everything the MCP server reads, in one class: the seam where the ledger plugs in.
 
-`UsageSource` reads through the same engine and cache as the CLI (`make_engine`), keeps the store
-current with the engine's follow loop in a thread of its own (the store's one writer), and answers
-the three tools from the store with the report and status functions. It returns plain JSON-ready
-dicts and raises `Unanswerable` for a question with no answer. The server module only validates
-arguments and wraps these dicts into tool results, so re-pointing the server at another store
-(the SQLite ledger) means changing this module only.
+`UsageSource` reads through the same engine and ledger as the CLI (`make_engine`), keeps them
+current with the engine's follow loop in a thread of its own (the store's and the ledger's one
+writer), and answers the three tools with the status and report functions: sessions as the store
+shows them, sums in SQL on the ledger. It returns plain JSON-ready dicts and raises `Unanswerable`
+for a question with no answer. The server module only validates arguments and wraps these dicts
+into tool results: whatever tokwatch reads its numbers from next, this module is the one to change.
 
 Numbers use the camelCase vocabulary of `status --json` (`input` excludes cache reads and writes,
 `output` includes `reasoning`). `cost` is null when any counted turn has no known price, and then
@@ -14,6 +14,7 @@ Numbers use the camelCase vocabulary of `status --json` (`input` excludes cache 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 from tokwatch.core.models import Session, Tokens, Turn, iso
 from tokwatch.ingest.setup import make_engine
@@ -30,6 +32,7 @@ from tokwatch.reports.status import Target, find_target, same_project, status_do
 
 if TYPE_CHECKING:
     from tokwatch.config import Config
+    from tokwatch.ingest.engine import Engine
     from tokwatch.output.mcp.caller import Caller
 
 log = logging.getLogger(__name__)
@@ -94,14 +97,14 @@ class UsageSource:
 
     # ---------------------------------------------------------------- life
     def start(self) -> None:
-        """Read history, then follow the logs, in a background thread (the store's one writer)."""
+        """Read history, then follow the logs, in a background thread (the one writer)."""
         self._thread = threading.Thread(target=self._run, name="tokwatch-mcp-engine", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             self.engine.backfill()
-            self.engine.follow(self._stop, self.store.apply)
+            self.engine.follow(self._stop, lambda changes: None)  # each batch is recorded by then
         except BaseException as e:  # the server keeps answering from what it has
             self._failed = e
             self.engine.ready.set()
@@ -116,27 +119,29 @@ class UsageSource:
             raise Unanswerable(f"tokwatch could not read the agents' logs: {self._failed}")
 
     def close(self) -> None:
-        """Stop following and save what was read, so the next start is warm."""
+        """Stop following. Every batch read is already committed to the ledger; closing it once
+        the engine thread has stopped checkpoints its write-ahead log."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.engine.ready.is_set() and self._failed is None:
-            try:
-                self.engine.save_cache()
-            except OSError as e:
-                log.warning("tokwatch mcp: could not save the cache: %s", e)
+            if self._thread.is_alive():
+                return
+        with contextlib.suppress(Exception):
+            self.store.ledger.close()
 
     # ---------------------------------------------------------------- session_status
     def choose(self, caller: Caller, session_id: str | None) -> Choice:
-        """The session to describe: the one named, else the caller's own (see `caller.py`).
-
-        The engine thread adds followed files meanwhile: `find_target` walks them under the
-        engine's files lock (taken after the store's, the engine's one lock order)."""
-        with self.store.lock, self.engine.files_lock:
+        """The session to describe: the one named, else the caller's own (see `caller.py`)."""
+        with self.store.lock:
             return self._choose(caller, session_id)
 
+    def _engine_view(self) -> Engine:
+        """What `find_target` reads of the engine, with a copy of the followed files: the engine
+        thread adds files while this thread walks them (copying a dict is one step for the GIL)."""
+        return cast("Engine", SimpleNamespace(store=self.store, files=dict(self.engine.files)))
+
     def _choose(self, caller: Caller, session_id: str | None) -> Choice:
-        engine = self.engine
+        engine = self._engine_view()
         if session_id:
             t = find_target(engine, session_id, None)
             if t is None:

@@ -104,6 +104,8 @@ class UsageSource:
     def _run(self) -> None:
         try:
             self.engine.backfill()
+            for notice in self.engine.notices:  # stderr: the agent keeps it in its MCP log
+                log.warning("tokwatch mcp: %s", notice)
             self.engine.follow(self._stop, lambda changes: None)  # each batch is recorded by then
         except BaseException as e:  # the server keeps answering from what it has
             self._failed = e

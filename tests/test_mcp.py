@@ -547,3 +547,27 @@ def test_no_other_command_imports_the_sdk(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+async def test_text_from_logs_never_reaches_a_client_as_an_escape_sequence(logs: Path) -> None:
+    """Projects, models and ids come from logs: a client may print a tool's answer on a terminal."""
+    from tokwatch.output.mcp.server import TokwatchServer
+
+    hostile = "/w/\x1b]0;pwned\x07evil\u202eexe"
+    evil = logs / "claude" / "projects" / "-w-evil" / "e5e5e5e5-0000-4000-8000-000000000001.jsonl"
+    line = claude_line("msg_evil_1", session_id=evil.stem, timestamp="2026-11-01T10:00:00.000Z", cwd=hostile)
+    evil.parent.mkdir(parents=True)
+    evil.write_bytes(line + b"\n")
+    src = UsageSource([logs], Config(), use_cache=False)
+    src.engine.backfill()
+    res = await TokwatchServer(src).call_tool(
+        None, mt.CallToolRequestParams(name="list_sessions", arguments={})
+    )
+    text = res.content[0].text
+    assert not any(c in text for c in "\x1b\x07\u202e"), text
+    got = json.loads(text)["sessions"][0]
+    assert (
+        got["project"]
+        == "/w/\\x1b]0;pwned\\x07evil\\u202eexe"
+        == res.structured_content["sessions"][0]["project"]
+    )

@@ -34,6 +34,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from tokwatch import __version__
+from tokwatch.core.text import clean, json_escape
 from tokwatch.output.mcp.caller import Caller, identify
 from tokwatch.output.mcp.schema import (
     ListSessionsArgs,
@@ -143,14 +144,14 @@ class TokwatchServer:
         except ValidationError as e:
             return _error(argument_errors(e, model))
         try:
-            answer = await run(ctx, args)
+            answer = _cleaned(await run(ctx, args))
         except Unanswerable as e:
             return _error(str(e))
         except Exception as e:  # a bug of ours must cost one answer, not the server
             log.exception("tokwatch mcp: %s failed", params.name)
             return _error(f"tokwatch failed to answer ({type(e).__name__}: {e}); the server is still running")
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=orjson.dumps(answer).decode())],
+            content=[types.TextContent(type="text", text=json_escape(orjson.dumps(answer)))],
             structured_content=answer,
         )
 
@@ -243,7 +244,19 @@ class TokwatchServer:
 
 
 def _error(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=clean(text))], is_error=True)
+
+
+def _cleaned(v: Any) -> Any:
+    """Every string of an answer as `clean()` shows it: text from logs (projects, models, ids)
+    reaches clients that print tool results on a terminal, and is never an escape sequence there."""
+    if isinstance(v, str):
+        return clean(v)
+    if isinstance(v, dict):
+        return {k: _cleaned(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_cleaned(x) for x in v]
+    return v
 
 
 def _garbled_reply(exc: Exception) -> types.JSONRPCError:
@@ -264,7 +277,7 @@ def _garbled_reply(exc: Exception) -> types.JSONRPCError:
 def serve(source: UsageSource, options: Options | None = None) -> int:
     """Run the server on this process's stdin/stdout until the client closes stdin.
 
-    SIGTERM and SIGINT end it at once, once the engine thread has stopped (every batch it read
+    SIGTERM, SIGHUP and SIGINT end it at once, once the engine thread has stopped (every batch it read
     is committed by then) and the ledger is closed: an orderly shutdown of the event loop would
     wait for the SDK's stdin reader, a thread blocked in `readline()` until the client closes the
     pipe (clients that send SIGTERM have usually not done that yet)."""
@@ -273,8 +286,8 @@ def serve(source: UsageSource, options: Options | None = None) -> int:
         source.close()
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, stop)
     server = TokwatchServer(source, options)
     try:
         anyio.run(server.serve_stdio)

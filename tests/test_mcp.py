@@ -420,6 +420,9 @@ def test_the_agent_comes_from_the_client_name_then_from_its_variables() -> None:
         "amp": "amp",
         "Visual Studio Code": None,
         "example-client": None,  # no substring matches: "example" is not "amp"
+        "Kilo Code": "kilo-code",  # the longest name whose words appear wins
+        "kilo": "kilo",
+        "kimi-code-client": "kimi-code",
     }
     for client, agent in names.items():
         assert agent_of_client(client) == agent, client

@@ -4,8 +4,8 @@ An MCP server over stdio cannot ask the agent which session it serves; it can on
 agent hands it (see docs/mcp.md for what each agent sends):
 
 - the `clientInfo.name` of the initialize request (`claude-code`, `codex-mcp-client`,
-  `gemini-cli-mcp-client`, `opencode`, `github-copilot-developer`): an agent whose name is one of
-  its words is the caller;
+  `gemini-cli-mcp-client`, `opencode`, `github-copilot-developer`): the agent whose name is
+  among its words is the caller;
 - environment variables some agents set for their servers (each agent plug-in lists its own:
   `mcp_marker_env`, `mcp_session_env`, `mcp_project_env`); a marker names the agent only when the
   client name is unknown, and a session id counts only when it is the caller's own variable, since
@@ -40,8 +40,17 @@ class Caller:
 
 
 def agent_of_client(name: str) -> str | None:
-    words = set(_WORD.findall(name.lower()))
-    return next((a.name for a in all_agents() if a.name in words), None)
+    """The agent whose name's words appear, in order, among the client name's words; the longest
+    such name wins (`Kilo Code` is `kilo-code`, not `kilo`)."""
+    words = _WORD.findall(name.lower())
+    best: tuple[int, str] | None = None
+    for a in all_agents():
+        mine = _WORD.findall(a.name.lower())
+        n = len(mine)
+        found = n and any(words[i : i + n] == mine for i in range(len(words) - n + 1))
+        if found and (best is None or n > best[0]):
+            best = (n, a.name)
+    return best[1] if best else None
 
 
 def root_dir(uris: Sequence[str]) -> str | None:

@@ -56,7 +56,7 @@ ROOTS_TIMEOUT = 2.0
 
 INSTRUCTIONS = (
     "tokwatch reads the local logs of coding agents (Claude Code, Codex CLI, Gemini CLI, OpenCode, "
-    "Copilot CLI, Qwen Code, Amp) and reports their token usage, cost and context window. Call "
+    "Copilot CLI and more) and reports their token usage, cost and context window. Call "
     "session_status to learn what this session has used and how full its context is, before "
     "planning costly work. Costs are US dollars; a null cost means unknown (an unpriced model), "
     "never free."

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tokwatch benchmark: export speed (cold, warm, --no-cache), peak RSS, live latency, idle CPU,
 the dashboard in a real terminal (launch to first paint and to every session listed, cold and
-warm), and the same corpus through ccusage and claude-monitor when they can be installed here.
+warm), the MCP server's first and tenth answers (bench/mcp_bench.py), and the same corpus
+through ccusage and claude-monitor when they can be installed here.
 
     python bench/run.py                       # 260 MB corpus in bench/corpus/260mb (generated once)
     python bench/run.py --size-mb 20          # quick
@@ -927,6 +928,10 @@ def render(res: Results) -> str:
         )
     if lv.get("startup_to_ready_s") is not None:
         rows.append(("watch start -> ready (small dir)", f"{lv['startup_to_ready_s']:.2f} s", "", ""))
+    if f.get("mcp"):
+        from mcp_bench import render as render_mcp
+
+        rows.extend(render_mcp(f["mcp"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = ("measure", "value", "target", "status / check")
     widths = [max(wd, len(h)) for wd, h in zip(widths, head, strict=True)]
@@ -977,6 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--skip-dashboard", action="store_true", help="do not measure the dashboard in tmux")
     p.add_argument("--only-dashboard", action="store_true", help="measure the dashboard only")
     p.add_argument("--dashboard-repeat", type=int, default=3, help="dashboard launches per kind")
+    p.add_argument("--skip-mcp", action="store_true", help="do not time `tokwatch mcp`")
     p.add_argument("--repeat", type=int, default=5, help="runs per export measurement (median reported)")
     p.add_argument("--live-n", type=int, default=25)
     p.add_argument("--idle-seconds", type=float, default=10.0)
@@ -1036,6 +1042,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"# live latency ({args.live_n} appends) and idle CPU ({args.idle_seconds:g} s)", flush=True
             )
             res.figures["live"] = bench_live(tw, work, args.live_n, args.idle_seconds, res)
+        if not args.skip_mcp:
+            from mcp_bench import bench_mcp
+
+            print("# tokwatch mcp: first and tenth call of each tool, warm", flush=True)
+            res.figures["mcp"] = bench_mcp(tw, corpus, work, args.repeat)
         if not args.skip_others:
             exe = ensure_ccusage(res)
             if exe:

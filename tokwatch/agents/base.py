@@ -100,6 +100,12 @@ class Agent:
     sniff_priority: ClassVar[int] = 50
     #: File name endings discovery should consider for this agent.
     suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".json")
+    #: How the agent shows itself to an MCP server it starts (`tokwatch mcp`, docs/mcp.md), besides
+    #: its `name` as a word of the `clientInfo.name` it sends: environment variables only it sets
+    #: for its servers, and those holding its session id and its project folder.
+    mcp_marker_env: ClassVar[tuple[str, ...]] = ()
+    mcp_session_env: ClassVar[str] = ""
+    mcp_project_env: ClassVar[str] = ""
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         """The folders to watch when the user names no paths (they may not exist yet)."""

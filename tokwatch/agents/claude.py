@@ -208,6 +208,11 @@ class Claude(Agent):
             return None
         return window - OUTPUT_RESERVE - AUTOCOMPACT_BUFFER
 
+    # what Claude Code gives the MCP servers it starts (2.1.332 does; 2.1.112 gave none of them)
+    mcp_marker_env = ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID")
+    mcp_session_env = "CLAUDE_CODE_SESSION_ID"
+    mcp_project_env = "CLAUDE_PROJECT_DIR"
+
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "CLAUDE_CONFIG_DIR") or [home / ".config" / "claude", home / ".claude"]
         return [b / "projects" for b in bases]

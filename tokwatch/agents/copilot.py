@@ -288,6 +288,10 @@ class Copilot(Agent):
     def compact_threshold(self, model: str, window: int) -> int | None:
         return window * 8 // 10 if window > 0 else None
 
+    # given to MCP servers since Copilot CLI 1.0.29; the id names the session-state folder
+    mcp_marker_env = ("COPILOT_AGENT_SESSION_ID",)
+    mcp_session_env = "COPILOT_AGENT_SESSION_ID"
+
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "COPILOT_HOME") or [home / ".copilot"]
         return [b / "session-state" for b in bases]

@@ -168,6 +168,8 @@ class Gemini(Agent):
     def compact_threshold(self, model: str, window: int) -> int | None:
         return window // 2 if window > 0 else None
 
+    mcp_marker_env = ("GEMINI_CLI",)  # set for its MCP servers (and its shell commands)
+
     def __init__(self) -> None:
         self._slugs: dict[str, str] | None = None
         self._roots: dict[Path, str | None] = {}

@@ -24,7 +24,7 @@ from tokwatch.ingest.setup import make_engine
 from tokwatch.output.events import turn_event
 
 #: Every command, in the order `--help` lists them.
-COMMANDS = ("dashboard", "demo", "export", "watch", "report", "status", "statusline", "ledger")
+COMMANDS = ("dashboard", "demo", "export", "watch", "report", "status", "statusline", "ledger", "mcp")
 COMMAND_LIST = """commands:
   dashboard [PATHS...]      the live dashboard (what `tokwatch` alone opens)
   demo                      the dashboard on bundled sample sessions replayed live
@@ -34,6 +34,7 @@ COMMAND_LIST = """commands:
   status [PATHS...]         one session's usage, context and budgets (for agents)
   statusline                one line for Claude Code's status-line hook (JSON on stdin)
   ledger info|export|import|prune   the durable record of usage: where it is, backups, pruning
+  mcp [PATHS...]            an MCP server (stdio) agents ask for their own usage: session_status, …
 
 Options may come before or after paths. `tokwatch COMMAND --help` lists a command's options."""
 
@@ -108,6 +109,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from tokwatch.cli import ledger
 
         ledger.add_parser(sub, add_common)
+    if command in (None, "mcp"):
+        from tokwatch.cli import mcp
+
+        mcp.add_parser(sub, add_common)
     return p
 
 
@@ -228,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tokwatch.cli import status
 
         return status.cmd_status(args, config)
+    if args.command == "mcp":
+        from tokwatch.cli import mcp
+
+        return mcp.cmd_mcp(args, config)
     return cmd_dashboard(args, config, demo=args.command == "demo" or getattr(args, "demo", False))
 
 

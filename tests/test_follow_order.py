@@ -55,3 +55,22 @@ def test_a_changed_file_is_handed_out_before_the_rescan(
     first_batch = next(i for i, e in enumerate(after) if e.startswith("turns:"))
     assert "rescan" not in after[:first_batch], events
     assert "msg_second" in after[first_batch]
+
+
+def test_a_log_that_is_a_symlink_to_a_file_elsewhere_is_followed_live(tmp_path: Path) -> None:
+    """Only the roots are watched: a log symlinked to a file outside them used to update only on
+    the 30 s rescan. The target's folder is watched too."""
+    from helpers import Following
+
+    target = tmp_path / "elsewhere" / "real.jsonl"
+    write_lines(target, [claude_line("msg_first", session_id="s", cwd="/p")])
+    link = tmp_path / "claude" / "projects" / "-p" / "s.jsonl"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    engine = Engine(Store(make_pricer()), [tmp_path / "claude"], debounce_ms=20, step_ms=10)
+    engine.backfill()
+    assert engine.store.sessions[("claude", "s")].totals.turns == 1
+    with Following(engine) as live:
+        write_lines(target, [claude_line("msg_second", session_id="s", cwd="/p")], mode="ab")
+        live.wait_for(lambda t: t.turn_id.startswith("msg_second"), timeout=5.0)  # (the rescan is 30 s away)
+    assert engine.store.sessions[("claude", "s")].totals.turns == 2

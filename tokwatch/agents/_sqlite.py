@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+from tokwatch.core.models import Turn
 from tokwatch.core.tailer import Cursor
 
 BUSY_TIMEOUT = 0.25
@@ -55,3 +57,16 @@ def columns(con: sqlite3.Connection, table: str) -> set[str]:
 
 def tables(con: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def read_database(path: Path, cursor: Cursor, read: Callable[[], list[Turn]]) -> list[Turn] | None:
+    """`LogParser.read_changed` for a database: None when it is gone; `read()`'s turns; nothing
+    when the database is locked, busy, mid-migration or not a database yet, with the cursor's
+    mtime zeroed so the next rescan queries again instead of thinking the file unchanged."""
+    if not stat_database(path, cursor):
+        return None
+    try:
+        return read()
+    except sqlite3.Error:
+        cursor.mtime_ns = 0
+        return []

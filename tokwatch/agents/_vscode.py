@@ -36,7 +36,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.agents.base import BadLine, LogParser, count, load_object
+from tokwatch.agents.base import Agent, BadLine, LogParser, count, load_object
 from tokwatch.core.models import SUM_MARK, Turn
 
 # ---------------------------------------------------------------------------- where
@@ -569,3 +569,50 @@ class TaskParser(LogParser):
             if t.cost_usd is not None:
                 rest = t.cost_usd - sum(float(v[4]) for v in covered if isinstance(v[4], int | float))
                 t.cost_usd = rest if rest > 1e-9 and t.total else (0.0 if not t.total else None)
+
+
+class TaskFolderAgent(Agent):
+    """A VS Code extension that keeps Roo-style task folders (`<storage>/tasks/<id>/ui_messages.json`)
+    in its `globalStorage` under every VS Code fork, or where its custom-storage setting says.
+    A subclass names the extension, the setting, the family its counts follow, and any other
+    storage folders."""
+
+    mode = "document"
+    sniff_priority = 40
+    suffixes = (".json",)
+    extension = ""  # the extension id: its globalStorage folder's name
+    setting = ""  # its `customStoragePath` setting
+    family = ""  # whose counting rules its `tokensIn` follows (`TaskParser`)
+
+    def __init__(self) -> None:
+        self._storages: set[Path] | None = None
+
+    def extra_storages(self, home: Path) -> set[Path]:
+        return set()
+
+    def _known(self, env: Mapping[str, str], home: Path) -> set[Path]:
+        found = {
+            *self.extra_storages(home),
+            *global_storage(env, home, self.extension),
+            *custom_storage(env, home, self.setting),
+        }
+        self._storages = (self._storages or set()) | found
+        return found
+
+    def storages(self) -> set[Path]:
+        """Computed on first use too: a backfill worker process never calls `roots()`."""
+        if self._storages is None:
+            return self._known(os.environ, Path(os.environ.get("HOME") or Path.home()))
+        return self._storages
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        return sorted(s / "tasks" for s in self._known(env, home))
+
+    def owns_path(self, path: Path) -> bool:
+        if not is_task_file(path):
+            return False
+        storage = path.parents[2]
+        return storage.name == self.extension or storage in self.storages()
+
+    def parser(self, path: Path) -> LogParser:
+        return TaskParser(path, self.name, self.family)

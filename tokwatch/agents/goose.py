@@ -31,7 +31,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.agents._sqlite import columns, connect_ro, stat_database, tables
+from tokwatch.agents._sqlite import columns, connect_ro, read_database, tables
 from tokwatch.agents._steps import Steps
 from tokwatch.agents.base import Agent, BadLine, LogParser, load_object, parse_ts
 from tokwatch.core.models import SUM_MARK, Turn
@@ -121,15 +121,7 @@ class GooseDbParser(LogParser):
         raise NotImplementedError("a database is queried, not parsed")
 
     def read_changed(self, cursor: Cursor) -> list[Turn] | None:
-        if not stat_database(self.path, cursor):
-            return None
-        try:
-            return self._read()
-        except sqlite3.Error:
-            # locked, busy, mid-migration or not a database yet: nothing now, retried on the
-            # next change, and the next rescan must not think the file unchanged
-            cursor.mtime_ns = 0
-            return []
+        return read_database(self.path, cursor, self._read)
 
     def _read(self) -> list[Turn]:
         con = connect_ro(self.path)

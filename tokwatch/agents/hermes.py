@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents._sqlite import columns, connect_ro, stat_database, tables
+from tokwatch.agents._sqlite import columns, connect_ro, read_database, tables
 from tokwatch.agents._steps import Step, Steps
 from tokwatch.agents.base import Agent, LogParser, parse_ts
 from tokwatch.core.models import Turn
@@ -80,14 +80,7 @@ class HermesParser(LogParser):
         raise NotImplementedError("a database is queried, not parsed")
 
     def read_changed(self, cursor: Cursor) -> list[Turn] | None:
-        if not stat_database(self.path, cursor):
-            return None
-        try:
-            return self._read()
-        except sqlite3.Error:
-            # locked, busy ("disk I/O error" while Hermes checkpoints), mid-migration: retried
-            cursor.mtime_ns = 0
-            return []
+        return read_database(self.path, cursor, self._read)
 
     def _read(self) -> list[Turn]:
         con = connect_ro(self.path)

@@ -11,49 +11,19 @@ The model of each request is the `<model>` its prompt names (`api_conversation_h
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents._vscode import TaskParser, custom_storage, global_storage, is_task_file
-from tokwatch.agents.base import Agent, LogParser
-
-EXTENSION = "rooveterinaryinc.roo-cline"
-SETTING = "roo-cline.customStoragePath"
+from tokwatch.agents._vscode import TaskFolderAgent
 
 
-class Roo(Agent):
+class Roo(TaskFolderAgent):
     name = "roo"
-    mode = "document"
-    sniff_priority = 40
-    suffixes = (".json",)
+    extension = "rooveterinaryinc.roo-cline"
+    setting = "roo-cline.customStoragePath"
+    family = "roo"
 
-    def __init__(self) -> None:
-        self._storages: set[Path] | None = None
-
-    def _known(self, env: Mapping[str, str], home: Path) -> set[Path]:
-        cli = home / ".vscode-mock" / "global-storage"  # the Roo CLI's stand-in for VS Code
-        found = {cli, *global_storage(env, home, EXTENSION), *custom_storage(env, home, SETTING)}
-        self._storages = (self._storages or set()) | found
-        return found
-
-    def storages(self) -> set[Path]:
-        """Computed on first use too: a backfill worker process never calls `roots()`."""
-        if self._storages is None:
-            return self._known(os.environ, Path(os.environ.get("HOME") or Path.home()))
-        return self._storages
-
-    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
-        return sorted(s / "tasks" for s in self._known(env, home))
-
-    def owns_path(self, path: Path) -> bool:
-        if not is_task_file(path):
-            return False
-        storage = path.parents[2]
-        return storage.name == EXTENSION or storage in self.storages()
-
-    def parser(self, path: Path) -> LogParser:
-        return TaskParser(path, "roo", "roo")
+    def extra_storages(self, home: Path) -> set[Path]:
+        return {home / ".vscode-mock" / "global-storage"}  # the Roo CLI's stand-in for VS Code
 
 
 AGENT = Roo()

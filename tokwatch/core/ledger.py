@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import secrets
 import sqlite3
@@ -46,7 +45,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.core.models import MAX_TS, MIN_TS, Session, Turn
+from tokwatch.core.models import MAX_TS, MIN_TS, Session, Turn, bad_turn
 from tokwatch.fsio import safe_text
 
 log = logging.getLogger(__name__)
@@ -298,35 +297,33 @@ def turn_row(t: Turn, cost: int | None, session: int, writer: int) -> tuple[obje
 def turn_from_row(agent: str, session_id: str, r: Sequence[object]) -> tuple[Turn, int | None]:
     """(turn, cost) from a `TURN_COLUMNS` row; raises on values a log line could not have given."""
     (tid, model, ts, i, cr, cw, cw1h, o, rs, ctx, win, flags, project, agent_cost, cost, dedup) = r
-    nums = (i, cr, cw, cw1h, o, rs, ctx, win)
-    if not all(type(n) is int and 0 <= n <= MAX_TOKENS for n in nums):
-        raise ValueError("turn with a bad count")
-    if not isinstance(ts, float | int) or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
-        raise ValueError("turn with a bad time")
     if cost is not None and type(cost) is not int:
         raise ValueError("turn with a bad cost")
-    if agent_cost is not None and not (isinstance(agent_cost, float) and math.isfinite(agent_cost)):
-        agent_cost = None
+    if type(flags) is not int:
+        raise ValueError("turn with bad flags")
     t = Turn(
         agent=agent,
         session_id=session_id,
-        turn_id=str(tid),
-        model=str(model),
-        timestamp=float(ts),
+        turn_id=tid,  # type: ignore[arg-type]
+        model=model,  # type: ignore[arg-type]
+        timestamp=float(ts) if type(ts) is int else ts,  # type: ignore[arg-type]
         input=i,  # type: ignore[arg-type]
         cache_read=cr,  # type: ignore[arg-type]
         cache_write=cw,  # type: ignore[arg-type]
         cache_write_1h=cw1h,  # type: ignore[arg-type]
         output=o,  # type: ignore[arg-type]
         reasoning=rs,  # type: ignore[arg-type]
-        project=str(project),
-        sidechain=bool(int(flags) & FLAG_SIDECHAIN),  # type: ignore[call-overload]
+        project=project,  # type: ignore[arg-type]
+        sidechain=bool(flags & FLAG_SIDECHAIN),
         context_window=win,  # type: ignore[arg-type]
-        merge_max=bool(int(flags) & FLAG_MERGE_MAX),  # type: ignore[call-overload]
+        merge_max=bool(flags & FLAG_MERGE_MAX),
         context_tokens=ctx,  # type: ignore[arg-type]
         cost_usd=agent_cost,  # type: ignore[arg-type]
-        dedup_key=str(dedup),
+        dedup_key=dedup,  # type: ignore[arg-type]
     )
+    why = bad_turn(t)
+    if why is not None:
+        raise ValueError(f"turn with {why}")
     return t, cost  # type: ignore[return-value]
 
 

@@ -166,6 +166,26 @@ SUM_MARK = "sum@"
 MIN_TS = 1.0
 MAX_TS = 253402128000.0
 
+#: The largest count of one token kind in one turn a normalizer accepts (`agents.base.MAX_COUNT`).
+MAX_COUNT = 10**12
+
+
+def bad_turn(t: Turn) -> str | None:
+    """Why `t` could not have come from a log line (what the ledger, an old cache or a dump hands
+    back is checked like a line: a damaged record is skipped, never believed), or None."""
+    nums = (t.input, t.cache_read, t.cache_write, t.cache_write_1h, t.output, t.reasoning, t.context_tokens,
+            t.context_window)  # fmt: skip
+    if not all(type(n) is int and 0 <= n < MAX_COUNT for n in nums):
+        return "a bad count"
+    ts = t.timestamp
+    if type(ts) is not float or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
+        return "a bad time"
+    if not all(type(v) is str for v in (t.agent, t.session_id, t.turn_id, t.model, t.project, t.dedup_key)):
+        return "a bad text"
+    if t.cost_usd is not None and type(t.cost_usd) is not float:
+        return "a bad cost"  # (an absurd but numeric agent cost is the pricer's to ignore)
+    return None
+
 
 def json_int(v: int) -> int | str:
     """An integer as the cache writes it: picodollars overflow JSON's 64-bit integers past $9.2M,

@@ -317,6 +317,34 @@ def test_samples_are_history_idempotent_and_thinned(tmp_path: Path) -> None:
     )
 
 
+def test_a_batch_keeps_what_one_sample_at_a_time_would(tmp_path: Path) -> None:
+    """The in-memory thinning of a batch (Codex's tens of thousands of readings) is the SQL rule,
+    not an approximation of it: out-of-order, interleaved and re-emitted readings alike."""
+    import random
+
+    from tokwatch.core.ledger_obs import insert_samples
+
+    rng = random.Random(7)
+    base = sample()
+    batch = [
+        sample(
+            observed_at=base.observed_at + rng.choice([0, 15, 30, 59, 60, 61, 90, 200, 400]),
+            used_percent=rng.choice([10.0, 11.0]),
+            resets_at=None if rng.random() < 0.2 else base.resets_at + rng.choice([0, 1, 59, 120]),
+            window_minutes=rng.choice([300, 10080]),
+        )
+        for _ in range(400)
+    ]
+    one_ledger, each_ledger = Ledger.at(tmp_path / "one"), Ledger.at(tmp_path / "each")
+    with one_ledger.transaction() as db:
+        at_once = insert_samples(db, batch, writer=1)
+    one_by_one = []
+    with each_ledger.transaction() as db:
+        for s in batch:
+            one_by_one += insert_samples(db, [s], writer=1)
+    assert at_once == one_by_one and 1 < len(at_once) < len(batch)
+
+
 def test_the_ledger_refuses_what_the_checks_refuse(tmp_path: Path) -> None:
     ledger = Ledger.at(tmp_path)
     with pytest.raises(sqlite3.IntegrityError), ledger.transaction() as db:

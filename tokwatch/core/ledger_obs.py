@@ -11,6 +11,7 @@ Reads for the views are SQL in `reports/limits.py`.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections.abc import Iterable
 
@@ -36,10 +37,40 @@ _INSERT_COMPACTION = (
 REFUSED_KEY = "limits_refused"
 
 
+def _same_resets(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < SAME_SAMPLE_SECONDS)
+
+
+def _thinned(samples: Iterable[LimitSample]) -> list[LimitSample]:
+    """The samples the SQL below would keep among themselves, in order, without a query each:
+    Codex logs a reading with every event (tens of thousands in a history, a few hundred that say
+    anything). Same rule as the SQL's NOT EXISTS, against the ones kept so far; the SQL still
+    checks each survivor against the rows already in the ledger."""
+    kept: dict[tuple[object, ...], list[tuple[float, float | None]]] = {}
+    keys: set[tuple[object, ...]] = (
+        set()
+    )  # the table's UNIQUE key: a second reading at that instant is ignored
+    out: list[LimitSample] = []
+    for s in samples:
+        unique = (s.agent, s.source, s.limit_id, s.window_minutes, s.observed_at)
+        if unique in keys:
+            continue
+        seen = kept.setdefault((s.agent, s.limit_id, s.window_minutes, s.used_percent, s.plan_type), [])
+        at = s.observed_at
+        lo = bisect.bisect_left(seen, at - SAME_SAMPLE_SECONDS, key=lambda r: r[0])
+        hi = bisect.bisect_right(seen, at + SAME_SAMPLE_SECONDS, key=lambda r: r[0])
+        if any(_same_resets(resets, s.resets_at) for _, resets in seen[lo:hi]):
+            continue
+        bisect.insort(seen, (at, s.resets_at), key=lambda r: r[0])
+        keys.add(unique)
+        out.append(s)
+    return out
+
+
 def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], writer: int) -> list[LimitSample]:
     """Add samples (in the caller's transaction); the ones that were new."""
     out = []
-    for s in samples:
+    for s in _thinned(samples):
         cur = db.execute(
             _INSERT_SAMPLE,
             {

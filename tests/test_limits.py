@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -31,7 +32,15 @@ from tokwatch.agents.claude import ClaudeParser, hook_limits
 from tokwatch.agents.codex import CodexParser
 from tokwatch.config import Config
 from tokwatch.core.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
-from tokwatch.core.observations import Compaction, LimitSample, Refused, from_row, limit_sample
+from tokwatch.core.ledger_obs import SAMPLE_COLUMNS, insert_samples
+from tokwatch.core.observations import (
+    SAME_SAMPLE_SECONDS,
+    Compaction,
+    LimitSample,
+    Refused,
+    from_row,
+    limit_sample,
+)
 from tokwatch.core.store import Store
 from tokwatch.ingest.engine import Engine
 from tokwatch.ingest.setup import make_pricer
@@ -317,32 +326,53 @@ def test_samples_are_history_idempotent_and_thinned(tmp_path: Path) -> None:
     )
 
 
-def test_a_batch_keeps_what_one_sample_at_a_time_would(tmp_path: Path) -> None:
-    """The in-memory thinning of a batch (Codex's tens of thousands of readings) is the SQL rule,
-    not an approximation of it: out-of-order, interleaved and re-emitted readings alike."""
-    import random
+#: The thinning rule as one SQL statement per sample: the reference insert_samples must agree with.
+_RULE = f"""
+INSERT OR IGNORE INTO limit_samples({SAMPLE_COLUMNS}, writer)
+SELECT :agent, :provider, :source, :limit_id, :minutes, :used, :resets, :observed, :plan, :session, 1
+WHERE NOT EXISTS (
+    SELECT 1 FROM limit_samples
+    WHERE agent = :agent AND limit_id = :limit_id AND window_minutes = :minutes
+      AND observed_at BETWEEN :observed - {SAME_SAMPLE_SECONDS} AND :observed + {SAME_SAMPLE_SECONDS}
+      AND used_percent = :used AND plan_type = :plan
+      AND ((resets_at IS NULL AND :resets IS NULL) OR abs(resets_at - :resets) < {SAME_SAMPLE_SECONDS})
+)
+"""
 
-    from tokwatch.core.ledger_obs import insert_samples
 
-    rng = random.Random(7)
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_a_batch_keeps_what_the_rule_keeps_one_sample_at_a_time(tmp_path: Path, seed: int) -> None:
+    """insert_samples checks a batch in memory against the rows nearby (Codex: tens of thousands of
+    readings); it keeps exactly what the SQL rule keeps, one statement per sample, with rows already
+    in the ledger, out-of-order, interleaved and re-emitted readings, and two sources."""
+    rng = random.Random(seed)
     base = sample()
-    batch = [
+    readings = [
         sample(
             observed_at=base.observed_at + rng.choice([0, 15, 30, 59, 60, 61, 90, 200, 400]),
             used_percent=rng.choice([10.0, 11.0]),
             resets_at=None if rng.random() < 0.2 else base.resets_at + rng.choice([0, 1, 59, 120]),
             window_minutes=rng.choice([300, 10080]),
+            source=rng.choice(["rollout", "statusline"]),
+            plan_type=rng.choice(["", "pro"]),
         )
-        for _ in range(400)
+        for _ in range(600)
     ]
-    one_ledger, each_ledger = Ledger.at(tmp_path / "one"), Ledger.at(tmp_path / "each")
-    with one_ledger.transaction() as db:
-        at_once = insert_samples(db, batch, writer=1)
-    one_by_one = []
-    with each_ledger.transaction() as db:
-        for s in batch:
-            one_by_one += insert_samples(db, [s], writer=1)
-    assert at_once == one_by_one and 1 < len(at_once) < len(batch)
+    earlier, batch = readings[:150], readings[150:]
+    ours, rule = Ledger.at(tmp_path / "ours"), Ledger.at(tmp_path / "rule")
+    with ours.transaction() as db:
+        insert_samples(db, earlier, writer=1)
+        kept = insert_samples(db, batch, writer=1)
+    expected = []
+    with rule.transaction() as db:
+        for i, s in enumerate(readings):
+            row = {"agent": s.agent, "provider": s.provider, "source": s.source, "limit_id": s.limit_id,
+                   "minutes": s.window_minutes, "used": s.used_percent, "resets": s.resets_at,
+                   "observed": s.observed_at, "plan": s.plan_type, "session": s.session_id}  # fmt: skip
+            if db.execute(_RULE, row).rowcount and i >= len(earlier):
+                expected.append(s)
+    assert kept == expected and 1 < len(kept) < len(batch)
+    assert sorted(limits.history(ours), key=repr) == sorted(limits.history(rule), key=repr)
 
 
 def test_the_ledger_refuses_what_the_checks_refuse(tmp_path: Path) -> None:

@@ -19,17 +19,13 @@ from tokwatch.core.observations import SAME_SAMPLE_SECONDS, Compaction, LimitSam
 
 SAMPLE_COLUMNS = "agent, provider, source, limit_id, window_minutes, used_percent, resets_at, observed_at, plan_type, session_id"
 
-_INSERT_SAMPLE = f"""
-INSERT OR IGNORE INTO limit_samples({SAMPLE_COLUMNS}, writer)
-SELECT :agent, :provider, :source, :limit_id, :minutes, :used, :resets, :observed, :plan, :session, :writer
-WHERE NOT EXISTS (
-    SELECT 1 FROM limit_samples
-    WHERE agent = :agent AND limit_id = :limit_id AND window_minutes = :minutes
-      AND observed_at BETWEEN :observed - {SAME_SAMPLE_SECONDS} AND :observed + {SAME_SAMPLE_SECONDS}
-      AND used_percent = :used AND plan_type = :plan
-      AND ((resets_at IS NULL AND :resets IS NULL) OR abs(resets_at - :resets) < {SAME_SAMPLE_SECONDS})
+_INSERT_SAMPLE = (
+    f"INSERT OR IGNORE INTO limit_samples({SAMPLE_COLUMNS}, writer) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
 )
-"""
+_NEARBY = (
+    "SELECT source, observed_at, used_percent, plan_type, resets_at FROM limit_samples"
+    " WHERE agent = ? AND limit_id = ? AND window_minutes = ? AND observed_at BETWEEN ? AND ?"
+)
 _INSERT_COMPACTION = (
     "INSERT OR IGNORE INTO compactions(agent, session_id, key, ts, trigger, pre_tokens, post_tokens)"
     " VALUES(?,?,?,?,?,?,?)"
@@ -41,55 +37,60 @@ def _same_resets(a: float | None, b: float | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < SAME_SAMPLE_SECONDS)
 
 
-def _thinned(samples: Iterable[LimitSample]) -> list[LimitSample]:
-    """The samples the SQL below would keep among themselves, in order, without a query each:
-    Codex logs a reading with every event (tens of thousands in a history, a few hundred that say
-    anything). Same rule as the SQL's NOT EXISTS, against the ones kept so far; the SQL still
-    checks each survivor against the rows already in the ledger."""
+def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], writer: int) -> list[LimitSample]:
+    """Add samples (in the caller's `BEGIN IMMEDIATE` transaction, so nobody else writes meanwhile);
+    the ones that were new, in order.
+
+    A sample is dropped when the table's UNIQUE key already holds that instant, or when a row of
+    the same agent, limit and window, with the same figures (used, plan, resets within a minute),
+    is at most SAME_SAMPLE_SECONDS away — among the rows already there and the ones this call
+    keeps. Checked here against the nearby rows read once per window, not by a query per sample:
+    Codex logs a reading with every event, tens of thousands in a history.
+    """
+    batch = list(samples)
     kept: dict[tuple[object, ...], list[tuple[float, float | None]]] = {}
-    keys: set[tuple[object, ...]] = (
-        set()
-    )  # the table's UNIQUE key: a second reading at that instant is ignored
+    keys: set[tuple[object, ...]] = set()
+    span: dict[tuple[str, str, int], tuple[float, float]] = {}
+    for s in batch:
+        w = (s.agent, s.limit_id, s.window_minutes)
+        lo, hi = span.get(w, (s.observed_at, s.observed_at))
+        span[w] = (min(lo, s.observed_at), max(hi, s.observed_at))
+    for (agent, limit_id, minutes), (lo, hi) in span.items():
+        rows = db.execute(
+            _NEARBY, (agent, limit_id, minutes, lo - SAME_SAMPLE_SECONDS, hi + SAME_SAMPLE_SECONDS)
+        ).fetchall()
+        for source, observed, used, plan, resets in rows:
+            keys.add((agent, source, limit_id, minutes, observed))
+            bisect.insort(
+                kept.setdefault((agent, limit_id, minutes, used, plan), []), (observed, resets), key=_first
+            )
     out: list[LimitSample] = []
-    for s in samples:
+    for s in batch:
         unique = (s.agent, s.source, s.limit_id, s.window_minutes, s.observed_at)
         if unique in keys:
             continue
         seen = kept.setdefault((s.agent, s.limit_id, s.window_minutes, s.used_percent, s.plan_type), [])
         at = s.observed_at
-        lo = bisect.bisect_left(seen, at - SAME_SAMPLE_SECONDS, key=lambda r: r[0])
-        hi = bisect.bisect_right(seen, at + SAME_SAMPLE_SECONDS, key=lambda r: r[0])
+        lo = bisect.bisect_left(seen, at - SAME_SAMPLE_SECONDS, key=_first)
+        hi = bisect.bisect_right(seen, at + SAME_SAMPLE_SECONDS, key=_first)
         if any(_same_resets(resets, s.resets_at) for _, resets in seen[lo:hi]):
             continue
-        bisect.insort(seen, (at, s.resets_at), key=lambda r: r[0])
+        bisect.insort(seen, (at, s.resets_at), key=_first)
         keys.add(unique)
         out.append(s)
+    db.executemany(
+        _INSERT_SAMPLE,
+        [
+            (s.agent, s.provider, s.source, s.limit_id, s.window_minutes, s.used_percent, s.resets_at,
+             s.observed_at, s.plan_type, s.session_id, writer)
+            for s in out
+        ],
+    )  # fmt: skip
     return out
 
 
-def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], writer: int) -> list[LimitSample]:
-    """Add samples (in the caller's transaction); the ones that were new."""
-    out = []
-    for s in _thinned(samples):
-        cur = db.execute(
-            _INSERT_SAMPLE,
-            {
-                "agent": s.agent,
-                "provider": s.provider,
-                "source": s.source,
-                "limit_id": s.limit_id,
-                "minutes": s.window_minutes,
-                "used": s.used_percent,
-                "resets": s.resets_at,
-                "observed": s.observed_at,
-                "plan": s.plan_type,
-                "session": s.session_id,
-                "writer": writer,
-            },
-        )
-        if cur.rowcount:
-            out.append(s)
-    return out
+def _first(row: tuple[float, float | None]) -> float:
+    return row[0]
 
 
 def insert_compactions(db: sqlite3.Connection, items: Iterable[Compaction]) -> list[Compaction]:

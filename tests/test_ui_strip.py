@@ -186,6 +186,47 @@ async def test_strip_countdown_follows_the_clock(make_app: Callable[..., Tokwatc
         assert "No active block" in strip_text(app)
 
 
+async def test_the_clock_redraws_only_what_changed(
+    make_app: Callable[..., TokwatchApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle means idle: a tick that changes no figure on screen draws nothing (a side pane open all
+    day), and one that moves a countdown or an 'x ago' redraws that widget."""
+    from tokwatch.ui.detail import LastTurn
+
+    drawn: dict[str, int] = {"strip": 0, "last": 0}
+    for name, cls in (("strip", TodayStrip), ("last", LastTurn)):
+
+        def counted(self: Any, _render: Any = cls.render, _name: str = name) -> Any:
+            drawn[_name] += 1
+            return _render(self)
+
+        monkeypatch.setattr(cls, "render", counted)
+    now = [FIXED_NOW]
+    app = make_app(clock=lambda: now[0], tick_seconds=0.02)
+    ticks = [0]
+    tick = app._tick
+
+    def counting() -> None:
+        ticks[0] += 1
+        tick()
+
+    monkeypatch.setattr(app, "_tick", counting)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await until(pilot, lambda: app.usage is not None and "4h 00m left" in strip_text(app))
+        await until(pilot, lambda: ticks[0] >= 3)
+        await pilot.pause()
+        before, seen = dict(drawn), ticks[0]
+        await until(pilot, lambda: ticks[0] >= seen + 10)
+        await pilot.pause()
+        assert drawn == before
+        shown = strip_text(app)
+        before = dict(drawn)
+        now[0] += 61  # the block's countdown and the last turn's age both move
+        await until(pilot, lambda: drawn["strip"] > before["strip"] and drawn["last"] > before["last"])
+        assert strip_text(app) != shown and "4h 00m left" not in strip_text(app)
+
+
 # ---------------------------------------------------------------- budget alarms
 
 

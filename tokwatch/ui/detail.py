@@ -159,20 +159,27 @@ class LastTurn(Widget):
         self.clock = clock
         self.turn: Turn | None = None
         self.cost = Text()
+        #: the 'x ago' last drawn: the clock redraws only when it changes
+        self._ago = ""
 
     def set(self, turn: Turn | None, cost: Text) -> None:
         self.turn = turn
         self.cost = cost
         self.refresh(layout=True)
 
+    def tick(self) -> None:
+        if self.turn is not None and fmt.ago(self.turn.timestamp, self.clock()) != self._ago:
+            self.refresh()
+
     def render(self) -> Text:
         t = self.turn
         if t is None:
             return Text("No turns yet", style="dim")
+        self._ago = fmt.ago(t.timestamp, self.clock())
         head = Text.assemble(
             ("Last turn", "bold"),
             "  ",
-            (fmt.ago(t.timestamp, self.clock()), "dim"),
+            (self._ago, "dim"),
             "  ",
             Text(clean(t.model)),
             (" (subagent)", "dim") if t.sidechain and not t.kind else "",
@@ -389,4 +396,4 @@ class Detail(VerticalScroll):
     def tick(self) -> None:
         """The 1 s clock: only the last turn's 'x ago' depends on it."""
         if self.key is not None:
-            self.query_one(LastTurn).refresh()
+            self.query_one(LastTurn).tick()

@@ -187,6 +187,8 @@ class TodayStrip(Widget):
         self.agents = tuple(agents)
         self.usage: Usage | None = None
         self.states: dict[str, BudgetState] = {}
+        #: the lines last drawn: the clock redraws only when they change (most move by the minute)
+        self._drawn: list[Text] = []
 
     def set(self, usage: Usage, states: Mapping[str, BudgetState]) -> None:
         self.usage = usage
@@ -201,7 +203,8 @@ class TodayStrip(Widget):
         return lines(self.usage, self.states, self.agents, self.clock(), max(1, width), self._styles())
 
     def render(self) -> Text:
-        return Text("\n").join(self._lines(self.content_size.width))
+        self._drawn = self._lines(self.content_size.width)
+        return Text("\n").join(self._drawn)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return len(self._lines(width))
@@ -213,4 +216,6 @@ class TodayStrip(Widget):
         """
         if self.usage is None or self.usage.block is None:
             return
-        self.refresh(layout=len(self._lines(self.content_size.width)) != self.content_size.height)
+        now = self._lines(self.content_size.width)
+        if now != self._drawn:
+            self.refresh(layout=len(now) != self.content_size.height)

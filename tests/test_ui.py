@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -428,3 +429,30 @@ async def test_narrow_header_keeps_the_whole_short_id(make_app: Callable[..., To
         assert app.title.startswith(f"{gemini.agent} · ")
         assert app.title.endswith(f" · {gemini.session_id[:8]}")
         assert len(app.title) <= 60 - 28
+
+
+def test_ago_changes_at_never_skips_a_change() -> None:
+    """The clock skips a row until `ago_changes_at`: 'x ago' must read the same until then, at any
+    age (seconds, rounded minutes and hours with their round-half-to-even, days, months)."""
+    ts = 1_700_000_000.25
+    ages = [0, 0.5, 59.5, 60, 89, 90, 149.9, 150, 150.5, 151, 3599, 3600, 5399, 5400, 9000, 86399, 86400]
+    ages += [86400 * d + 3 for d in (1, 15, 45, 200, 400, 800)]
+    for age in ages:
+        now = ts + age
+        due = fmt.ago_changes_at(ts, now)
+        assert due > now
+        span = due - now
+        steps = [span * i / 400 for i in range(400)] + [float(i) for i in range(int(span))]
+        shown = fmt.ago(ts, now)
+        assert all(fmt.ago(ts, now + x) == shown for x in steps if now + x < due), age
+    assert fmt.ago_changes_at(0, ts) == math.inf
+    # six hours of a 1 s clock: every tick either skips a row whose text cannot have changed or
+    # looks again; the look-agains are a few hundred, not 21,600
+    shown, due, looks = "", 0.0, 0
+    for tick in range(6 * 3600):
+        now = ts + 0.4 + tick
+        if now >= due:
+            shown, due, looks = fmt.ago(ts, now), fmt.ago_changes_at(ts, now), looks + 1
+        else:
+            assert fmt.ago(ts, now) == shown, tick
+    assert looks < 500

@@ -7,6 +7,7 @@ reproducible in tests and snapshots. Text from logs (projects, models) only ever
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import humanize
@@ -67,10 +68,29 @@ def ago(ts: float, now: float) -> str:
     """'5 minutes ago' (humanize); a timestamp from the future (clock skew) reads 'now'."""
     if not ts:
         return "never"
-    text = humanize.naturaltime(max(0.0, now - ts))
+    text = humanize.naturaltime(max(0, math.floor(now - ts)))  # whole seconds: see ago_changes_at
     if ", " in text:  # "1 year, 1 month ago" -> "1 year ago": a list column has no room for both
         text = text.split(", ")[0] + " ago"
     return text
+
+
+def ago_changes_at(ts: float, now: float) -> float:
+    """When `ago(ts, ·)` may next read differently, so the 1 s clock can skip a row until then.
+
+    `ago` reads whole seconds of age; humanize shows them under a minute, rounds minutes (so a
+    change only every 30 s) and hours (every 30 min), and counts whole days beyond. Its rounding is
+    to even, so a change due at such a boundary can come a second late: look again just past one.
+    """
+    if not ts:
+        return math.inf
+    age = max(0.0, now - ts)
+    if age < 60:
+        return ts + math.floor(age) + 1
+    unit = 30.0 if age < 3600 else 1800.0 if age < 86400 else 86400.0
+    past = math.floor(age / unit) * unit
+    if age < past + 2:
+        return ts + math.floor(age) + 1
+    return ts + past + unit
 
 
 def duration(seconds: float) -> str:

@@ -81,7 +81,7 @@ class SessionList(DataTable[Text]):
         self.user_moved = False
         self._keys: dict[str, SessionKey] = {}
         #: what each row shows that time changes: (ago text, active)
-        self._drawn: dict[str, tuple[str, bool]] = {}
+        self._drawn: dict[str, tuple[str, bool, float]] = {}
         #: what each row was drawn from (see `_version`)
         self._versions: dict[str, tuple[object, ...]] = {}
 
@@ -106,8 +106,13 @@ class SessionList(DataTable[Text]):
         text = fmt.entry(s, now, active, self.entry_width, self.one_line)
         cell = Entry.assemble(text, end="", no_wrap=True)
         cell.order = (-s.last_seen, s.agent, s.session_id)
-        self._drawn[row_key(s.key)] = (fmt.ago(s.last_seen, now), active)
+        self._drawn[row_key(s.key)] = (fmt.ago(s.last_seen, now), active, self._due(s, now, active))
         return cell
+
+    def _due(self, s: Session, now: float, active: bool) -> float:
+        """When the row's 'x ago' or its active mark may next change."""
+        due = fmt.ago_changes_at(s.last_seen, now)
+        return min(due, s.last_seen + self.active_minutes * 60 + 1e-3) if active else due
 
     def _put(self, s: Session, now: float) -> bool:
         """Add, update or remove the row of `s`; True when the set or order of rows may have changed."""
@@ -167,13 +172,18 @@ class SessionList(DataTable[Text]):
         removed = False
         with self.store.lock:
             for rk, key in list(self._keys.items()):
+                drawn = self._drawn.get(rk)
+                if drawn is not None and now < drawn[2]:
+                    continue  # nothing it shows can have moved yet (a side pane idles all day)
                 s = self.store.sessions[key]
                 active = fmt.is_active(s, now, self.active_minutes)
                 if self.active_only and not active:
                     self._drop(rk)
                     removed = True
-                elif self._drawn.get(rk) != (fmt.ago(s.last_seen, now), active):
+                elif drawn is None or drawn[:2] != (fmt.ago(s.last_seen, now), active):
                     self.update_cell(rk, COLUMN, self._cell(s, now))
+                else:
+                    self._drawn[rk] = (*drawn[:2], self._due(s, now, active))
         if removed:
             self._resort()
 

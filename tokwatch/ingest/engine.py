@@ -53,7 +53,7 @@ class Engine:
         paths: Sequence[Path] | None = None,
         *,
         debounce_ms: int = 50,
-        step_ms: int = 20,
+        step_ms: int = 50,
         force_polling: bool = False,
         legacy_cache: Path | None = None,
     ) -> None:

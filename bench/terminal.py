@@ -8,6 +8,7 @@ touches a user's tmux, and `close()` ends that server and everything running in 
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ class Tmux:
     def __init__(self, width: int = 100, height: int = 30) -> None:
         self.width, self.height = width, height
         self._dir = Path(tempfile.mkdtemp(prefix="tokwatch-tmux-"))
-        self.socket = f"tokwatch-{os.getpid()}-{id(self):x}"
+        self.socket = f"tokwatch-{os.getpid()}-{secrets.token_hex(6)}"  # never a dying server's name
         conf = self._dir / "tmux.conf"
         # No status line (the pane is the whole window), no escape delay, nothing from the user.
         conf.write_text("set -g status off\nset -sg escape-time 0\nset -g remain-on-exit off\n")

@@ -340,6 +340,30 @@ class Ledger:
     def memory(cls) -> Ledger:
         return cls(None)
 
+    @classmethod
+    def reader(cls, path: Path) -> Ledger:
+        """A second, read-only connection to an existing database, for views that query history
+        on their own thread: WAL lets it read while the engine writes, neither waiting for the
+        other. It never creates, migrates or recovers anything (that is the writer's job)."""
+        led = cls(path)
+        db = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        try:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA query_only=1")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise LedgerError(f"the ledger {path} has schema {version}, not {SCHEMA_VERSION}")
+        db.create_function("lower_text", 1, _lower, deterministic=True)
+        led._db = db
+        return led
+
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:

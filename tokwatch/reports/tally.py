@@ -58,8 +58,8 @@ class Scope:
 @dataclass(slots=True)
 class Part:
     """One group's sums: `bucket` (the quarter hour's start, None for undated turns), the session
-    (ledger id, agent, session id, project) when grouped by session, the model, and the times of
-    its first and last turn."""
+    (ledger id, agent, session id, project) when grouped by session, the model, the price tier
+    bracket when grouped by `tiers`, and the times of its first and last turn."""
 
     bucket: float | None
     session: tuple[int, str, str, str] | None
@@ -68,24 +68,47 @@ class Part:
     tokens: Tokens = field(default_factory=Tokens)
     first: float = 0.0
     last: float = 0.0
+    #: how many of the `tiers` thresholds the turns' prompts exceed (0 when not grouped by tier)
+    tier: int = 0
+    #: the 1-hour part of `tokens.cache_write` (priced apart from 5-minute writes)
+    cache_write_1h: int = 0
 
 
 _SUMS = (
     "count(*), sum(t.input), sum(t.cache_read), sum(t.cache_write), sum(t.output), sum(t.reasoning),"
-    " sum(t.cost), count(*) - count(t.cost), min(NULLIF(t.ts, 0)), max(t.ts)"
+    " sum(t.cost), count(*) - count(t.cost), min(NULLIF(t.ts, 0)), max(t.ts), sum(t.cache_write_1h)"
 )
+#: A turn's prompt, as `RateCard.cost_pico` measures it to pick a price tier.
+PROMPT = "(t.input + t.cache_read + t.cache_write)"
+
+
+def tier_case(tiers: Sequence[int]) -> str:
+    """SQL for how many of the (ascending) thresholds a turn's prompt exceeds: its tier bracket."""
+    if not tiers:
+        return "0"
+    whens = " ".join(f"WHEN {PROMPT} > {int(t)} THEN {i + 1}" for i, t in reversed(list(enumerate(tiers))))
+    return f"CASE {whens} ELSE 0 END"
 
 
 def parts(
-    ledger: Ledger, scope: Scope, *, bucket: float | None = None, by_session: bool = False
+    ledger: Ledger,
+    scope: Scope,
+    *,
+    bucket: float | None = None,
+    by_session: bool = False,
+    tiers: Sequence[int] = (),
 ) -> list[Part]:
-    """Sums grouped by (quarter-hour bucket | session), agent and model."""
+    """Sums grouped by (quarter-hour bucket | session), agent and model, and by price tier
+    bracket when `tiers` (ascending prompt thresholds, in tokens) are given."""
+    tiers = sorted(set(tiers))
     cols = []
     if bucket is not None:
         cols.append(f"CASE WHEN t.ts > 0 THEN CAST(t.ts / {float(bucket)} AS INTEGER) END")
     if by_session:
         cols += ["s.id", "s.session_id", "s.project"]
     cols += ["s.agent", "t.model"]
+    if tiers:
+        cols.append(tier_case(tiers))
     where, args = scope.where()
     group = ", ".join(str(i + 1) for i in range(len(cols)))
     sql = f"SELECT {', '.join(cols)}, {_SUMS} FROM turns t JOIN sessions s ON s.id = t.session{where} GROUP BY {group}"
@@ -102,9 +125,14 @@ def parts(
             sess = (int(r[i]), "", str(r[i + 1]), str(r[i + 2]))
             i += 3
         agent, model = str(r[i]), str(r[i + 1])
+        i += 2
         if sess is not None:
             sess = (sess[0], agent, sess[2], sess[3])
-        n, inp, cr, cw, out_, rs, cost, unpriced, first, last = r[i + 2 :]
+        tier = 0
+        if tiers:
+            tier = int(r[i])
+            i += 1
+        n, inp, cr, cw, out_, rs, cost, unpriced, first, last, cw1h = r[i:]
         out.append(
             Part(
                 b,
@@ -114,6 +142,8 @@ def parts(
                 Tokens(int(n), int(inp), int(cr), int(cw), int(out_), int(rs), int(cost or 0), int(unpriced)),
                 float(first or 0.0),
                 float(last or 0.0),
+                tier,
+                int(cw1h or 0),
             )
         )
     return out
@@ -133,8 +163,8 @@ def _fetch(
     select = ", ".join(cols)
     with ledger.reading() as db:
         raw = db.execute(
-            f"SELECT {select}, t.input, t.cache_read, t.cache_write, t.output, t.reasoning, t.cost, t.ts"
-            f" FROM turns t JOIN sessions s ON s.id = t.session{where}",
+            f"SELECT {select}, t.input, t.cache_read, t.cache_write, t.output, t.reasoning, t.cost, t.ts,"
+            f" t.cache_write_1h FROM turns t JOIN sessions s ON s.id = t.session{where}",
             args2,
         ).fetchall()
     k = len(cols)
@@ -143,7 +173,7 @@ def _fetch(
         key = tuple(r[:k])
         a = acc.get(key)
         if a is None:
-            a = acc[key] = [0, 0, 0, 0, 0, 0, 0, 0, None, 0.0]
+            a = acc[key] = [0, 0, 0, 0, 0, 0, 0, 0, None, 0.0, 0]
         a[0] += 1  # type: ignore[operator]
         for j in range(5):
             a[1 + j] += r[k + j]  # type: ignore[operator]
@@ -155,6 +185,7 @@ def _fetch(
         if ts:
             a[8] = ts if a[8] is None else min(a[8], ts)  # type: ignore[type-var]
             a[9] = max(a[9], ts)  # type: ignore[type-var,call-overload]
+        a[10] += r[k + 7]  # type: ignore[operator]
     return [(*key, *a) for key, a in acc.items()]
 
 

@@ -230,7 +230,7 @@ class BarChart(Widget, can_focus=True):
         plot_w = max(0, width - yw)
         n = len(self.bars)
         slot = max(self.min_slot, plot_w // n) if n else self.min_slot
-        self.window = max(1, plot_w // slot) if n else 0
+        self.window = min(n, max(1, plot_w // slot))
         self._scroll_to_cursor()
         if n and self.first + self.window > n:
             self.first = max(0, n - self.window)

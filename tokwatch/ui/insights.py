@@ -632,9 +632,9 @@ class InsightsScreen(Screen[None]):
                 SERIES_CLASSES[min(i, len(SERIES_CLASSES) - 1)], partial=True
             )
             out.append(SERIES_MARK + " ", style=style)
-            out.append_text(fmt.fit(Text(name), 22))
+            out.append_text(fmt.fit(Text(name), 18))
             out.append_text(fmt.fit(fmt.cost(t), 10, "right"))
-            out.append(f"  {fmt.tokens(t.total):>6} tok\n", style="dim")
+            out.append(f" {fmt.tokens(t.total):>6} tok\n", style="dim")
         out.append("\n")
         out.append("Range", style="bold")
         out.append(f"  {d.start:%b %d}{TO}{d.today:%b %d}\n", style="dim")

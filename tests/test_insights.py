@@ -170,20 +170,37 @@ def test_cache_savings_are_exact_per_price_tier() -> None:
     assert d2.saving == d.saving
 
 
-def test_counting_is_two_queries_on_the_ledger() -> None:
-    """Whatever the history holds: two grouped SELECTs (three when a model's tier was not hinted)."""
+def test_counting_is_sql_and_live_counts_query_today_only() -> None:
+    """Two grouped SELECTs for the days before today and two for today, whatever the history
+    holds; a live count after a batch queries today alone, until an older turn is read."""
     store = Store(make_pricer())
     base = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     store.apply(_turn(n, base + n * 3600, SONNET, 10, 1000 * n, 100, 0, 50) for n in range(300))
     statements: list[str] = []
     store.ledger.db.set_trace_callback(statements.append)
-    d = ins.compute(store.ledger, Scope(), ins.Query(30, "week", "model"), date(2026, 3, 20), UTC,
-                    store.pricer.card, [("claude", SONNET)])  # fmt: skip
-    store.ledger.db.set_trace_callback(None)
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, selects
+    counter = ins.Counter()
+
+    def count() -> tuple[ins.Insights, list[str]]:
+        statements.clear()
+        d = counter.count(store.ledger, Scope(), ins.Query(30, "week", "model"), date(2026, 3, 13), UTC,
+                          store.pricer.card, [("claude", SONNET)])  # fmt: skip
+        return d, [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+    d, selects = count()
+    assert len(selects) == 4 and all("GROUP BY" in s for s in selects), selects
     assert sum(p.tokens.turns for p in d.periods) == 300  # every turn, Mar 1 to 13
-    assert all("GROUP BY" in s for s in selects)
+    store.apply([_turn(1000, base + 12 * 86400 + 7200, SONNET, 5, 0, 0, 0, 5)])  # today
+    d2, selects = count()
+    assert len(selects) == 2 and counter.past_queries == 1
+    assert d2.totals.turns == 301
+    store.apply([_turn(1001, base + 86400, SONNET, 5, 0, 0, 0, 5)])  # a turn of an older day
+    counter.invalidate()
+    d3, selects = count()
+    assert len(selects) == 4 and d3.totals.turns == 302
+    store.ledger.db.set_trace_callback(None)
+    fresh = ins.compute(store.ledger, Scope(), ins.Query(30, "week", "model"), date(2026, 3, 13), UTC,
+                        store.pricer.card)  # fmt: skip
+    assert fresh.periods == d3.periods and fresh.models == d3.models and fresh.sessions == d3.sessions
 
 
 def test_ranges_snap_to_whole_periods() -> None:
@@ -340,19 +357,20 @@ async def test_todays_bar_grows_live(make_app: Callable[..., TokwatchApp], ui_ro
     write_history(ui_root, FIXED_NOW)
     app = make_app()
     threads: list[str] = []
-    original = ins.compute
+    original = ins.Counter.count
 
-    def spy(*a: Any, **kw: Any) -> ins.Insights:
+    def spy(self: ins.Counter, *a: Any, **kw: Any) -> ins.Insights:
         threads.append(threading.current_thread().name)
-        return original(*a, **kw)
+        return original(self, *a, **kw)
 
     async with app.run_test(size=(120, 40)) as pilot:
-        ins.compute = spy  # type: ignore[assignment]
+        ins.Counter.count = spy  # type: ignore[method-assign]
         try:
             screen = await open_insights(pilot)
             d = await settled(pilot, screen)
             chart = screen.query_one("#cost-chart", BarChart)
             before = chart.bars[-1].total
+            past = screen.counter.past_queries
             turns = d.periods[-1].tokens.turns
             path = ui_root / "claude" / "projects" / "-home-dev-live" / "live-session.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -366,8 +384,9 @@ async def test_todays_bar_grows_live(make_app: Callable[..., TokwatchApp], ui_ro
             assert chart.bars[-1].total > before + 0.05  # an Opus turn of 3k output: cents
             assert chart.selected is not None and chart.selected.key == "2026-03-26"
             assert f"{turns + 1:,} turns" in str(screen.query_one("#cost-read").render())
+            assert screen.counter.past_queries == past  # a turn of today: only today was counted
         finally:
-            ins.compute = original  # type: ignore[assignment]
+            ins.Counter.count = original  # type: ignore[method-assign]
     assert threads and all(t != threading.main_thread().name for t in threads)
 
 

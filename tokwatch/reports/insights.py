@@ -17,9 +17,10 @@ has unknown savings; totals then say how many turns they leave out.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta, tzinfo
+from typing import Any
 
 from tokwatch.core.ledger import Ledger
 from tokwatch.core.models import Tokens
@@ -189,12 +190,11 @@ def rates_for(card: RateCard, floor: int | None) -> tuple[int, int, int, int, in
     return rates
 
 
-def saving_of(p: Part, card: RateCard | None, tiers: Sequence[int]) -> Saving:
-    """One group's savings, exact for its tier bracket (`tally.parts(tiers=...)`)."""
+def saving_of(p: Part, card: RateCard | None, floor: int | None) -> Saving:
+    """One group's savings, exact for its tier bracket (`floor`: the bracket's lower threshold)."""
     t = p.tokens
     if card is None:
         return Saving(unknown_turns=t.turns, unknown_cache_read=t.cache_read)
-    floor = tiers[p.tier - 1] if p.tier > 0 else None
     r_in, r_read, r_write, r_write_1h, _ = rates_for(card, floor)
     w1h = min(p.cache_write_1h, t.cache_write)
     return Saving(
@@ -223,6 +223,67 @@ def _thresholds(pairs: Iterable[tuple[str, str]], cards: CardLookup) -> set[int]
     return out
 
 
+DayKey = tuple[date, str, str, int | None]  # (local day, agent, model, tier floor)
+SessionKey = tuple[int, str]  # (ledger session id, model)
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """The SQL groups of a span of days, collapsed to days: what `assemble` adds up. Its Parts
+    are never changed once made (`merge` makes new ones)."""
+
+    days: dict[DayKey, Part]
+    sessions: dict[SessionKey, Part]
+
+
+def _merge_into(out: dict[Any, Part], key: Any, p: Part) -> None:
+    acc = out.get(key)
+    if acc is None:
+        out[key] = Part(
+            None, p.session, p.agent, p.model, p.tokens.copy(), p.first, p.last, 0, p.cache_write_1h
+        )
+        return
+    _add(acc.tokens, p.tokens)
+    acc.cache_write_1h += p.cache_write_1h
+    if p.first:
+        acc.first = p.first if not acc.first else min(acc.first, p.first)
+    acc.last = max(acc.last, p.last)
+
+
+def fetch(
+    ledger: Ledger, scope: Scope, tz: tzinfo | None, cards: CardLookup, models: Iterable[tuple[str, str]]
+) -> Raw:
+    """Two queries on the ledger for `scope` (a span of days): sums per day, agent, model and
+    price tier bracket, and per session and model. `models` names the models likely there, so
+    their tier thresholds split the first query; a model it missed costs it once more."""
+    tiers = sorted(_thresholds(models, cards))
+    rows = report.ledger_day_parts(ledger, scope, tz, tiers)
+    missing = _thresholds({(p.agent, p.model) for _, p in rows}, cards) - set(tiers)
+    if missing:
+        tiers = sorted(set(tiers) | missing)
+        rows = report.ledger_day_parts(ledger, scope, tz, tiers)
+    days: dict[DayKey, Part] = {}
+    for d, p in rows:
+        if d is not None:
+            _merge_into(days, (d, p.agent, p.model, tiers[p.tier - 1] if p.tier else None), p)
+    sessions: dict[SessionKey, Part] = {}
+    for p in tally.parts(ledger, scope, by_session=True):
+        assert p.session is not None
+        _merge_into(sessions, (p.session[0], p.model), p)
+    return Raw(days, sessions)
+
+
+def merge(a: Raw, b: Raw) -> Raw:
+    days: dict[DayKey, Part] = {}
+    sessions: dict[SessionKey, Part] = {}
+    for raw in (a, b):
+        for k, p in raw.days.items():
+            _merge_into(days, k, p)
+        for k2, p in raw.sessions.items():
+            _merge_into(sessions, k2, p)
+    return Raw(days, sessions)
+
+
 def compute(
     ledger: Ledger,
     base: Scope,
@@ -233,22 +294,60 @@ def compute(
     models: Iterable[tuple[str, str]] = (),
 ) -> Insights:
     """The view's numbers for the range of `q` ending `today` (in `tz`), within `base` (the
-    sessions the dashboard shows). `models` (agent, model pairs) names the models likely in
-    range, so their tier thresholds split the first query; a model it missed costs a second one."""
-    t0 = time.perf_counter()
-    start = range_start(today, q.days, q.bucket)
-    scope = replace(
-        base,
-        since=report.local_midnight(start, tz),
-        until=report.local_midnight(today + timedelta(days=1), tz),
-    )
-    tiers = sorted(_thresholds(models, cards))
-    rows = report.ledger_day_parts(ledger, scope, tz, tiers)
-    missing = _thresholds({(p.agent, p.model) for _, p in rows}, cards) - set(tiers)
-    if missing:
-        tiers = sorted(set(tiers) | missing)
-        rows = report.ledger_day_parts(ledger, scope, tz, tiers)
-    by_session = tally.parts(ledger, scope, by_session=True)
+    sessions the dashboard shows), counted afresh (`Counter` keeps the days before today)."""
+    return Counter().count(ledger, base, q, today, tz, cards, models)
+
+
+class Counter:
+    """Counts for a live view: the days before today are kept between counts (they change only
+    when older turns are read: `invalidate`), so a count after a batch queries today alone.
+
+    Used from one thread at a time (the view runs one count at a time); `invalidate` may be
+    called from another: it only sets a flag, read before the next count queries."""
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._past: Raw | None = None
+        self.stale = False
+        #: how many counts had to query the days before today (for tests and the benchmark)
+        self.past_queries = 0
+
+    def invalidate(self) -> None:
+        self.stale = True
+
+    def count(
+        self,
+        ledger: Ledger,
+        base: Scope,
+        q: Query,
+        today: date,
+        tz: tzinfo | None,
+        cards: CardLookup,
+        models: Iterable[tuple[str, str]] = (),
+    ) -> Insights:
+        t0 = time.perf_counter()
+        models = set(models)
+        start = range_start(today, q.days, q.bucket)
+        midnight = report.local_midnight(today, tz)
+        # (the sessions in scope are left out of the key: a session joins it with its first turn,
+        # and a turn before today, new to the ledger, makes the caller `invalidate` anyway)
+        key = (start, today, tz, replace(base, sessions=None), base.sessions is None)
+        if self._past is None or self.stale or key != self._key:
+            self.stale = False  # (before the query: a batch arriving meanwhile sets it again)
+            past_scope = replace(base, since=report.local_midnight(start, tz), until=midnight)
+            self._past = fetch(ledger, past_scope, tz, cards, models)
+            self._key = key
+            self.past_queries += 1
+        now_scope = replace(base, since=midnight, until=report.local_midnight(today + timedelta(days=1), tz))
+        raw = merge(self._past, fetch(ledger, now_scope, tz, cards, models))
+        return assemble(raw, q, start, today, tz, cards, time.perf_counter() - t0)
+
+
+def assemble(
+    raw: Raw, q: Query, start: date, today: date, tz: tzinfo | None, cards: CardLookup, seconds: float = 0.0
+) -> Insights:
+    """Periods, series, models, projects and top sessions from the collapsed groups."""
+    rows = sorted(raw.days.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] or 0))
 
     # ---- the split's series: agents or models by cost, the smallest beyond MAX_SERIES as "other"
     def name(p: Part) -> str:
@@ -275,16 +374,14 @@ def compute(
     parts_of: dict[str, list[Tokens]] = {k: [Tokens() for _ in series] for k, _, _ in keys}
     saved: dict[str, Saving] = {k: Saving() for k, _, _ in keys}
     models_acc: dict[tuple[str, str], tuple[Tokens, list[int], list[Saving]]] = {}
-    for day, p in rows:
-        if day is None:
-            continue
+    for (day, _, _, floor), p in rows:
         k = period_key(day, q.bucket)
         if k not in totals:  # (a turn dated after today by a skewed clock is outside the range)
             continue
         _add(totals[k], p.tokens)
         _add(parts_of[k][index.get(name(p), other)], p.tokens)
         card = cards(p.agent, p.model)
-        s = saving_of(p, card, tiers)
+        s = saving_of(p, card, floor)
         saved[k] = saved[k] + s
         m = models_acc.get((p.agent, p.model))
         if m is None:
@@ -302,7 +399,7 @@ def compute(
 
     # ---- sessions and projects, from the per-session groups
     sess: dict[int, tuple[str, str, str, Tokens, list[float]]] = {}
-    for p in by_session:
+    for p in raw.sessions.values():
         assert p.session is not None
         sid, agent, session_id, project = p.session
         e = sess.get(sid)
@@ -346,6 +443,6 @@ def compute(
         models=model_rows,
         sessions=tuple(session_rows[:TOP_SESSIONS]),
         session_count=len(session_rows),
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         tz=tz,
     )

@@ -243,6 +243,8 @@ class TokwatchApp(App[None]):
             self.notify(notice, title="Ledger", severity="warning", timeout=15, markup=False)
         self._seed_session_alarms()
         self._request_usage()
+        if self._insights is not None:
+            self._insights.data_changed(None)  # opened while history was read: count it all again
 
     def on_changes_arrived(self, message: ChangesArrived) -> None:
         """One recorded batch: update only what it changed."""
@@ -261,7 +263,8 @@ class TokwatchApp(App[None]):
         self._check_session_budgets(changes.sessions)
         self._request_usage()
         if self._insights is not None:
-            self._insights.data_changed()
+            dated = [c.turn.timestamp for c in changes.turns if c.turn.timestamp > 0]
+            self._insights.data_changed(min(dated) if dated else math.inf)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:

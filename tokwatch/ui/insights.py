@@ -79,6 +79,17 @@ def saving_text(s: Saving) -> Text:
     return t
 
 
+def short_ago(ts: float, now: float) -> str:
+    """`5m ago`, `13h ago`, `2d ago`: the narrow screen's last activity."""
+    if not ts:
+        return "never"
+    s = max(0.0, now - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{int(s // size)}{unit} ago"
+    return "now"
+
+
 def percent(v: float | None) -> str:
     return fmt.DASH if v is None else f"{v * 100:.0f}%"
 
@@ -290,6 +301,8 @@ class InsightsScreen(Screen[None]):
         self.spec = query or Query()
         self.data: Insights | None = None
         self._reader: Ledger | None = None
+        #: keeps the days before today between counts: a count after a batch queries today only
+        self.counter = ins.Counter()
         self._token = 0
         self._busy = False
         self._pending = False
@@ -357,8 +370,12 @@ class InsightsScreen(Screen[None]):
         return self.has_class("-compact")
 
     # ------------------------------------------------------------------ counting
-    def data_changed(self) -> None:
-        """The app recorded a batch of turns: count again if shown (coalesced, rate-limited)."""
+    def data_changed(self, oldest: float | None = None) -> None:
+        """The app recorded a batch whose oldest turn is at `oldest` (None: unknown, e.g. history
+        was read): count again if shown (coalesced, rate-limited). Only a turn before today makes
+        the kept days before today stale."""
+        if oldest is None or oldest < report.local_midnight(self._today(), self.tz):
+            self.counter.invalidate()
         if self.is_current:
             self.request_refresh()
 
@@ -407,7 +424,7 @@ class InsightsScreen(Screen[None]):
         with self.store.lock:
             models = {(s.agent, m) for s in self.store.sessions.values() for m in s.by_model}
         base = report.Filters(tz=self.tz).scope(self.store)
-        data = ins.compute(self._ledger(), base, q, today, self.tz, self.store.pricer.card, models)
+        data = self.counter.count(self._ledger(), base, q, today, self.tz, self.store.pricer.card, models)
         if not get_current_worker().is_cancelled:
             self.post_message(InsightsComputed(data, token))
 
@@ -580,10 +597,12 @@ class InsightsScreen(Screen[None]):
         out = Text(no_wrap=False)
         chart = self.query_one("#cost-chart", BarChart)
         for i, (name, t) in enumerate(zip(d.series, values, strict=False)):
+            if not t.turns:
+                continue  # (nothing of it in this period)
             style = chart.get_component_rich_style(
                 SERIES_CLASSES[min(i, len(SERIES_CLASSES) - 1)], partial=True
             )
-            if i:
+            if out:
                 out.append("  ")
             out.append(SERIES_MARK + " ", style=style)
             out.append(name if len(name) <= width_hint else name[: width_hint - 1] + "…")
@@ -628,6 +647,8 @@ class InsightsScreen(Screen[None]):
         _, _, title = bucket_labels(p, d.query.bucket)
         out = Text.assemble((title, "bold"), "\n")
         for i, (name, t) in enumerate(zip(d.series, p.series, strict=False)):
+            if not t.turns:
+                continue
             style = chart.get_component_rich_style(
                 SERIES_CLASSES[min(i, len(SERIES_CLASSES) - 1)], partial=True
             )
@@ -696,6 +717,7 @@ class InsightsScreen(Screen[None]):
     # ------------------------------------------------------------------ tables
     def _fill_projects(self, d: Insights) -> None:
         now = self.clock()
+        ago = short_ago if self.compact else fmt.ago
         full = self.has_class("-side")
         labels = self._labels
 
@@ -704,7 +726,12 @@ class InsightsScreen(Screen[None]):
 
         cols = [
             Column(
-                "project", "Project", name, lambda r: labels.get(r.project, r.project).casefold(), right=False
+                "project",
+                "Project",
+                name,
+                lambda r: labels.get(r.project, r.project).casefold(),
+                right=False,
+                width=16 if self.compact else None,
             ),
             Column(
                 "sessions",
@@ -720,7 +747,7 @@ class InsightsScreen(Screen[None]):
             Column(
                 "last",
                 "Last" if self.compact else "Last active",
-                lambda r: fmt.ago(r.last, now),
+                lambda r: ago(r.last, now),
                 lambda r: r.last,
             ),
         ]
@@ -817,6 +844,7 @@ class InsightsScreen(Screen[None]):
 
     def _fill_sessions(self, d: Insights) -> None:
         now = self.clock()
+        ago = short_ago if self.compact else fmt.ago
         labels = self._labels
         cols = [
             Column(
@@ -825,6 +853,7 @@ class InsightsScreen(Screen[None]):
                 lambda r: Text(labels.get(r.project, fmt.project_name(r.project))),
                 lambda r: fmt.project_name(r.project).casefold(),
                 right=False,
+                width=14 if self.compact else None,
             ),
             Column("agent", "Agent", lambda r: r.agent, lambda r: r.agent, right=False),
         ]
@@ -847,7 +876,7 @@ class InsightsScreen(Screen[None]):
             Column(
                 "last",
                 "Last" if self.compact else "Last active",
-                lambda r: fmt.ago(r.last, now),
+                lambda r: ago(r.last, now),
                 lambda r: r.last,
             ),
         ]

@@ -66,7 +66,7 @@ def make_year(dest: Path, sessions: int, days: int, end: float, seed: int) -> di
     weights = [1 / (i + 1) for i in range(len(projects))]
     total = 0
     t0 = time.perf_counter()
-    for n in range(sessions):
+    for _ in range(sessions):
         agent = rng.choices(list(AGENTS), weights=[a[0] for a in AGENTS.values()])[0]
         models = AGENTS[agent][1]
         model = rng.choice(models)
@@ -130,7 +130,9 @@ def bench_compute(path: Path, today: date, repeat: int) -> list[dict[str, Any]]:
             d = None
             for _ in range(repeat):
                 t = time.perf_counter()
-                d = ins.compute(reader, report.Filters().scope(store), q, today, None, store.pricer.card, models)
+                d = ins.compute(
+                    reader, report.Filters().scope(store), q, today, None, store.pricer.card, models
+                )
                 times.append(time.perf_counter() - t)
             assert d is not None
             out.append(
@@ -148,7 +150,9 @@ def bench_compute(path: Path, today: date, repeat: int) -> list[dict[str, Any]]:
     return out
 
 
-async def bench_app(data_dir: Path, home: Path, opens: int, refreshes: int, size: tuple[int, int]) -> dict[str, Any]:
+async def bench_app(
+    data_dir: Path, home: Path, opens: int, refreshes: int, size: tuple[int, int]
+) -> dict[str, Any]:
     from tokwatch.config import Config
     from tokwatch.ingest.engine import Engine
     from tokwatch.ui.app import TokwatchApp

@@ -576,7 +576,8 @@ class InsightsScreen(Screen[None]):
             long, short, _ = bucket_labels(p, d.query.bucket)
             cost_bars.append(Bar(p.key, long, short, tuple(t.known_cost_usd for t in p.series) or (0.0,)))
             rate = ins.hit_rate(p.tokens)
-            cache_bars.append(Bar(p.key, long, short, (rate or 0.0,)))
+            # a period with prompts but no cache hit at all still gets a sliver: not "no data"
+            cache_bars.append(Bar(p.key, long, short, (rate or (1e-9 if rate is not None else 0.0),)))
         self.query_one("#cost-chart", BarChart).set_data(cost_bars, self._limit(d.query.bucket))
         self.query_one("#cache-chart", BarChart).set_data(cache_bars)
         self._draw_cost_read(d)
@@ -597,17 +598,18 @@ class InsightsScreen(Screen[None]):
         out = Text(no_wrap=False)
         chart = self.query_one("#cost-chart", BarChart)
         for i, (name, t) in enumerate(zip(d.series, values, strict=False)):
-            if not t.turns:
-                continue  # (nothing of it in this period)
             style = chart.get_component_rich_style(
                 SERIES_CLASSES[min(i, len(SERIES_CLASSES) - 1)], partial=True
             )
             if out:
                 out.append("  ")
             out.append(SERIES_MARK + " ", style=style)
-            out.append(name if len(name) <= width_hint else name[: width_hint - 1] + "…")
-            out.append(" ")
-            out.append_text(fmt.cost(t))
+            label = name if len(name) <= width_hint else name[: width_hint - 1] + "…"
+            if t.turns:
+                out.append(label + " ")
+                out.append_text(fmt.cost(t))
+            else:  # (the legend still names it: nothing of it in this period)
+                out.append(f"{label} {fmt.DASH}", style="dim")
         return out
 
     def _draw_cost_read(self, d: Insights) -> None:

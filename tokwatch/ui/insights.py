@@ -269,6 +269,8 @@ class InsightsScreen(Screen[None]):
     """History at a glance, live; every figure a SQL sum on the ledger (see the module doc)."""
 
     CSS_PATH = "insights.tcss"
+    #: the header's title here (the dashboard's names the selected session)
+    TITLE = "tokwatch · insights"
     BINDINGS = [
         Binding("escape,i", "close", "Dashboard", id="insights.close", key_display="esc"),
         Binding("r", "range", "Range", id="insights.range"),

@@ -109,6 +109,11 @@ def make_year(dest: Path, sessions: int, days: int, end: float, seed: int) -> di
         store.apply(batch, report=False)
         total += len(batch)
     seconds = time.perf_counter() - t0
+    # the rate cards, saved as the engine saves them: a start never resolves them again
+    import orjson
+
+    ledger.set_meta("pricing", store.pricer.key())
+    ledger.set_meta("cards", orjson.dumps(store.pricer.cards_rows()).decode())
     ledger.close()
     return {"sessions": sessions, "turns": total, "days": days, "seconds_to_write": round(seconds, 1)}
 
@@ -171,8 +176,11 @@ async def bench_app(
     async with app.run_test(size=size) as pilot:
         t = time.perf_counter()
         while not app.loaded:
+            if time.perf_counter() - t > 120:
+                raise SystemExit("the dashboard never loaded")
             await pilot.pause(0.01)
         res["dashboard_loaded_s"] = round(time.perf_counter() - t, 2)
+        print(f"  {size}: dashboard loaded in {res['dashboard_loaded_s']} s", flush=True)
         res["sessions_shown"] = len(store.sessions)
         open_times: list[float] = []
         counts: list[float] = []
@@ -182,6 +190,8 @@ async def bench_app(
             screen = app.screen
             assert isinstance(screen, InsightsScreen)
             while screen.data is None or screen._busy:
+                if time.perf_counter() - t > 60:
+                    raise SystemExit("the view never counted")
                 await pilot.pause(0.005)
             await pilot.pause()  # drawn
             open_times.append(time.perf_counter() - t)
@@ -195,20 +205,30 @@ async def bench_app(
         chart = screen.query_one("#cost-chart", BarChart)
         refresh: list[float] = []
         count_live: list[float] = []
+        run = uuid.uuid4().hex[:8]
         for n in range(refreshes):
             before = screen.data.periods[-1].tokens.turns
             line = {
                 "type": "assistant", "isSidechain": False, "cwd": "/home/dev/live", "sessionId": "live",
-                "message": {"model": "claude-opus-4-6", "id": f"msg_live_{n}", "role": "assistant",
+                "message": {"model": "claude-opus-4-6", "id": f"msg_live_{run}_{n}", "role": "assistant",
                             "usage": {"input_tokens": 10, "cache_read_input_tokens": 40_000,
                                       "cache_creation_input_tokens": 1_000, "output_tokens": 900}},
-                "requestId": f"req_live_{n}",
+                "requestId": f"req_live_{run}_{n}",
                 "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             }  # fmt: skip
             t = time.perf_counter()
             with open(live, "a") as f:
                 f.write(json.dumps(line) + "\n")
             while not (screen.data.periods[-1].tokens.turns > before and not screen._busy):
+                if time.perf_counter() - t > 30:
+                    live_s = [k for k in store.sessions if k[1] == "live"]
+                    raise SystemExit(
+                        f"the appended turn never showed: live sessions {live_s}, skips {dict(engine.skips.by_file)},"
+                        f" followed {len(engine.files)}, busy {screen._busy} pending {screen._pending}"
+                        f" past {screen.counter.past_queries} last {screen.data.periods[-1].key}"
+                        f" {screen.data.periods[-1].tokens.turns} today {screen.data.today} current {screen.is_current}"
+                        f" ledger {store.ledger.count_turns()} reader {screen._reader and screen._reader.count_turns()}"
+                    )
                 await pilot.pause(0.005)
             await pilot.pause()
             refresh.append(time.perf_counter() - t)
@@ -262,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TOKWATCH_CACHE_DIR"] = str(Path(tmp) / "cache")
         try:
             for size in ((100, 30), (60, 30), (200, 50)):
-                r = asyncio.run(bench_app(dest, home, a.opens, a.refreshes, size))
+                # a copy of the history for each run: the live turns it appends stay out of it
+                work = Path(tmp) / f"data-{size[0]}"
+                work.mkdir()
+                shutil.copy2(path, work / "ledger.db")
+                r = asyncio.run(bench_app(work, home, a.opens, a.refreshes, size))
                 print(f"app {r}", flush=True)
                 res.setdefault("app", []).append(r)
         finally:

@@ -32,6 +32,7 @@ from tokwatch.ui.app import TokwatchApp
 from tokwatch.ui.chart import Bar, BarChart, money_tick, nice_ceiling
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.insights import InsightsScreen, SortTable, project_labels
+from tokwatch.ui.insights import turns as ui_turns
 from tokwatch.ui.sessions import SessionList
 
 FIXED_NOW = 1774519200.0  # as in conftest.py: 2026-03-26T10:00:00Z
@@ -122,7 +123,7 @@ async def test_numbers_shown_equal_report_json(
             expected = fmt.cost(p.tokens).plain
             if row["cost_usd"] is not None:
                 assert expected == fmt.usd(row["cost_usd"])
-            assert expected in shown and f"{row['turns']:,} turns" in shown
+            assert expected in shown and ui_turns(row["turns"]) in shown
         head = str(screen.query_one("#ins-head").render())
         assert fmt.cost(d.totals).plain in head
         assert d.totals.cost_pico / 1e12 == pytest.approx(doc["totals"]["known_cost_usd"], abs=1e-9)
@@ -383,7 +384,7 @@ async def test_todays_bar_grows_live(make_app: Callable[..., TokwatchApp], ui_ro
             await pilot.pause()
             assert chart.bars[-1].total > before + 0.05  # an Opus turn of 3k output: cents
             assert chart.selected is not None and chart.selected.key == "2026-03-26"
-            assert f"{turns + 1:,} turns" in str(screen.query_one("#cost-read").render())
+            assert ui_turns(turns + 1) in str(screen.query_one("#cost-read").render())
             assert screen.counter.past_queries == past  # a turn of today: only today was counted
         finally:
             ins.Counter.count = original  # type: ignore[method-assign]

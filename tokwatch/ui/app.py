@@ -77,7 +77,7 @@ class FilterInput(Input):
 class TokwatchApp(App[None]):
     """`tokwatch [PATHS...]`: every agent session, the selected one in detail, live."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "insights.tcss"]  # (both at start: opening the insights view re-styles nothing)
     TITLE = "tokwatch"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     BINDINGS = [

@@ -79,6 +79,10 @@ def saving_text(s: Saving) -> Text:
     return t
 
 
+def turns(n: int) -> str:
+    return f"{n:,} turn" + ("" if n == 1 else "s")
+
+
 def short_ago(ts: float, now: float) -> str:
     """`5m ago`, `13h ago`, `2d ago`: the narrow screen's last activity."""
     if not ts:
@@ -268,7 +272,6 @@ class Drill(Message):
 class InsightsScreen(Screen[None]):
     """History at a glance, live; every figure a SQL sum on the ledger (see the module doc)."""
 
-    CSS_PATH = "insights.tcss"
     #: the header's title here (the dashboard's names the selected session)
     TITLE = "tokwatch · insights"
     BINDINGS = [
@@ -311,6 +314,10 @@ class InsightsScreen(Screen[None]):
         self._failed = False
         self._started_at = -math.inf
         self._labels: dict[str, str] = {}
+        self._shown_before = False
+        #: (compact, full, side): below 90 columns, from 120, from 150 (see `_relayout`)
+        self._mode: tuple[bool, bool, bool] | None = None
+        self.compact = self.full = self.side = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -338,6 +345,7 @@ class InsightsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.request_refresh(now=True)  # first: the count runs while the screen is laid out
         self._relayout(self.size.width)
         self._draw_head()
         self.set_interval(1.0, self._tick, name="insights-clock")
@@ -345,7 +353,12 @@ class InsightsScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self._relayout(self.size.width)
         self._focus_tab()
-        self.request_refresh(now=True)
+        # the footer was made while the dashboard was still the screen: ask again which app keys
+        # apply here (after the first paint, so the view shows first)
+        self.call_after_refresh(self.app.refresh_bindings)
+        if self._shown_before:
+            self.request_refresh(now=True)
+        self._shown_before = True
 
     def on_unmount(self) -> None:
         if self._reader is not None and self._reader is not self.store.ledger:
@@ -356,20 +369,19 @@ class InsightsScreen(Screen[None]):
         self._relayout(self.size.width)
 
     def _relayout(self, width: int) -> None:
-        narrow = width < NARROW_BELOW
-        changed = self.has_class("-compact") != narrow or self.has_class("-side") != (width >= SIDE_FROM)
-        changed |= self.has_class("-full") != (width >= FULL_FROM)
-        self.set_class(narrow, "-compact")
-        self.set_class(width >= FULL_FROM, "-full")
-        self.set_class(width >= SIDE_FROM, "-side")
+        """The layout for this width: attributes and two widgets' `display`, not screen classes
+        (a class on the screen restyles every widget in it: a tenth of a second, on each open)."""
+        mode = (width < NARROW_BELOW, width >= FULL_FROM, width >= SIDE_FROM)
+        if mode == self._mode:
+            return
+        self._mode = mode
+        self.compact, self.full, self.side = mode
         for chart in self.query(BarChart):
-            chart.min_slot = 3 if narrow else 2
-        if changed and self.data is not None:
+            chart.min_slot = 3 if self.compact else 2
+        for panel in self.query(".ins-side"):
+            panel.display = self.side
+        if self.data is not None:
             self._show(self.data)
-
-    @property
-    def compact(self) -> bool:
-        return self.has_class("-compact")
 
     # ------------------------------------------------------------------ counting
     def data_changed(self, oldest: float | None = None) -> None:
@@ -555,7 +567,7 @@ class InsightsScreen(Screen[None]):
             t = d.totals
             head.append("   ")
             head.append_text(fmt.cost(t))
-            head.append(f" · {fmt.tokens(t.total)} tok · {t.turns:,} turns", style="dim")
+            head.append(f" · {fmt.tokens(t.total)} tok · {turns(t.turns)}", style="dim")
             if not self.compact:
                 head.append(f" · {d.session_count:,} sessions", style="dim")
         self.query_one("#ins-head", Static).update(head)
@@ -627,7 +639,7 @@ class InsightsScreen(Screen[None]):
             title += " (so far)"
         t = p.tokens
         line = Text.assemble(
-            (title, "bold"), "  ", fmt.cost(t), (f" · {fmt.tokens(t.total)} tok · {t.turns:,} turns", "dim")
+            (title, "bold"), "  ", fmt.cost(t), (f" · {fmt.tokens(t.total)} tok · {turns(t.turns)}", "dim")
         )
         limit = self._limit(d.query.bucket)
         if limit:
@@ -722,7 +734,7 @@ class InsightsScreen(Screen[None]):
     def _fill_projects(self, d: Insights) -> None:
         now = self.clock()
         ago = short_ago if self.compact else fmt.ago
-        full = self.has_class("-side")
+        full = self.side
         labels = self._labels
 
         def name(r: ins.ProjectRow) -> Text:
@@ -758,7 +770,7 @@ class InsightsScreen(Screen[None]):
         self.query_one("#projects-table", SortTable).show(cols, d.projects, lambda r: r.project)
 
     def _fill_models(self, d: Insights) -> None:
-        full = self.has_class("-full")
+        full = self.full
         cols = []
         if not self.compact:
             cols.append(Column("agent", "Agent", lambda r: r.agent, lambda r: r.agent, right=False))

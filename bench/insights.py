@@ -15,7 +15,7 @@ Measured, in this process (the app headless, `App.run_test`, with the real engin
 empty home and the real ledger file):
 
 * `compute`: the view's two SQL queries and their arithmetic, per range and bucket (median of 5,
-  through the view's own read-only connection);
+  through the ledger's read connections);
 * open: `i` pressed until the first count is on screen (first open, then re-opens of the kept view);
 * refresh: a Claude line appended to a followed log until today's bar has grown (file event, engine,
   ledger, the view's count, the redraw), and the count alone.
@@ -123,8 +123,8 @@ def median_ms(xs: list[float]) -> float:
 
 
 def bench_compute(path: Path, today: date, repeat: int) -> list[dict[str, Any]]:
-    reader = Ledger.reader(path)
     store = Store(make_pricer(), Ledger.at(path.parent))
+    reader = store.ledger
     store.load()
     models = {(s.agent, m) for s in store.sessions.values() for m in s.by_model}
     out = []
@@ -151,7 +151,7 @@ def bench_compute(path: Path, today: date, repeat: int) -> list[dict[str, Any]]:
                     "bars": len(d.periods),
                 }
             )
-    reader.close()
+    store.ledger.close()
     return out
 
 
@@ -227,7 +227,7 @@ async def bench_app(
                         f" followed {len(engine.files)}, busy {screen._busy} pending {screen._pending}"
                         f" past {screen.counter.past_queries} last {screen.data.periods[-1].key}"
                         f" {screen.data.periods[-1].tokens.turns} today {screen.data.today} current {screen.is_current}"
-                        f" ledger {store.ledger.count_turns()} reader {screen._reader and screen._reader.count_turns()}"
+                        f" ledger {store.ledger.count_turns()}"
                     )
                 await pilot.pause(0.005)
             await pilot.pause()

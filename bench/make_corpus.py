@@ -48,6 +48,9 @@ from typing import IO, Any
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loglines
+
 GENERATOR_VERSION = 1
 MB = 1_000_000
 SHARES = {"claude": 0.70, "codex": 0.22, "gemini": 0.08}
@@ -412,30 +415,14 @@ class Usage:
     one_hour: bool
 
     def placeholder(self, out: int) -> Json:
-        cw5, cw1 = (0, self.cache_write) if self.one_hour else (self.cache_write, 0)
-        return {
-            "input_tokens": self.input,
-            "cache_creation_input_tokens": self.cache_write,
-            "cache_read_input_tokens": self.cache_read,
-            "cache_creation": {"ephemeral_5m_input_tokens": cw5, "ephemeral_1h_input_tokens": cw1},
-            "output_tokens": out,
-            "service_tier": "standard",
-            "inference_geo": "global",
-        }
+        one_h = self.cache_write if self.one_hour else 0
+        return loglines.claude_usage(self.input, self.cache_read, self.cache_write, out, cache_write_1h=one_h)
 
     def final(self) -> Json:
-        cw5, cw1 = (0, self.cache_write) if self.one_hour else (self.cache_write, 0)
-        return {
-            "input_tokens": self.input,
-            "cache_creation_input_tokens": self.cache_write,
-            "cache_read_input_tokens": self.cache_read,
-            "output_tokens": self.output,
-            "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
-            "service_tier": "standard",
-            "cache_creation": {"ephemeral_1h_input_tokens": cw1, "ephemeral_5m_input_tokens": cw5},
-            "inference_geo": "",
-            "iterations": [],
-        }
+        one_h = self.cache_write if self.one_hour else 0
+        return loglines.claude_usage_final(
+            self.input, self.cache_read, self.cache_write, self.output, cache_write_1h=one_h
+        )
 
 
 class Chain:
@@ -458,20 +445,16 @@ class Chain:
 
     def common(self) -> Json:
         s = self.s
-        d: Json = {
-            "parentUuid": self.parent,
-            "isSidechain": self.sidechain,
-            "userType": "external",
-            "cwd": s.project.cwd,
-            "sessionId": s.sid,
-            "version": s.version,
-            "gitBranch": s.project.branch,
-        }
-        if self.agent_id:
-            d["agentId"] = self.agent_id
-        if s.slug:
-            d["slug"] = s.slug
-        return d
+        return loglines.claude_header(
+            session_id=s.sid,
+            cwd=s.project.cwd,
+            parent_uuid=self.parent,
+            sidechain=self.sidechain,
+            version=s.version,
+            git_branch=s.project.branch,
+            agent_id=self.agent_id or None,
+            slug=s.slug or None,
+        )
 
     def emit(self, d: Json) -> None:
         self.sink.line(d)
@@ -522,22 +505,17 @@ class ClaudeSession:
     def assistant(
         self, c: Chain, model: str, mid: str, rid: str, content: Json, usage: Json, stop: str | None
     ) -> Json:
-        d = c.common()
-        d["message"] = {
-            "model": model,
-            "id": mid,
-            "type": "message",
-            "role": "assistant",
-            "content": [content],
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": usage,
-        }
-        d["requestId"] = rid
-        d["type"] = "assistant"
-        d["uuid"] = self.g.uuid4()
-        d["timestamp"] = self.clock.tick(300, 4000)
-        return d
+        return loglines.claude_assistant(
+            c.common(),
+            model=model,
+            message_id=mid,
+            request_id=rid,
+            content=[content],
+            stop_reason=stop,
+            usage=usage,
+            uuid=self.g.uuid4(),  # (before the clock: the same random draws, in the same order)
+            timestamp=self.clock.tick(300, 4000),
+        )
 
     def user_prompt(self, c: Chain, text: str, first: bool) -> None:
         d = c.common()

@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
 """tokwatch benchmark: export speed (cold, warm, --no-cache), peak RSS, live latency, idle CPU,
-and the same corpus through ccusage and claude-monitor when they can be installed here.
+the dashboard in a real terminal (launch to first paint and to every session listed, cold and
+warm), the MCP server's first and tenth answers (bench/mcp_bench.py), and the same corpus
+through ccusage and claude-monitor when they can be installed here.
 
     python bench/run.py                       # 260 MB corpus in bench/corpus/260mb (generated once)
     python bench/run.py --size-mb 20          # quick
     python bench/run.py --corpus DIR --skip-others --profile
+    python bench/run.py --only-dashboard --skip-others   # just the dashboard figures
 
 Every export is checked against the corpus's MANIFEST.json (exact token totals per agent).
 Results are printed as a table and saved to bench/out/results-<size>mb.json.
 
 Notes on method:
 - The OS page cache is warmed (every corpus file read once) before anything is timed, so "cold"
-  means "tokwatch's own cache is empty" (TOKWATCH_CACHE_DIR points at a fresh folder; a build
-  without a cache ignores the variable), not "disk cold".
+  means "tokwatch's own state is empty" (TOKWATCH_CACHE_DIR and TOKWATCH_DATA_DIR point at a fresh
+  folder: the cache of older builds, the ledger of newer ones), not "disk cold".
 - Every tool runs in a fresh process with HOME set to an empty folder, so no user config, cache or
   real agent logs leak in. Peak RSS comes from os.wait4() on that process.
 - Exports are written to a file in a temporary folder, never `-o /dev/null`: tokwatch writes
   atomically (temp file + rename), and as root a rename onto /dev/null would replace the device.
+- The dashboard runs in a tmux pane (bench/terminal.py) of 100 x 30; the screen is read every
+  20 ms. "First paint" is the first screen showing the dashboard's frame; "all listed" the first
+  showing every session the export finds, with history read. Times are from just before tmux
+  starts the command, so they include Python's start-up and tmux's (a few ms).
 """
 
 from __future__ import annotations
@@ -136,6 +143,8 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
         "NO_COLOR": "1",
     }
     env.update(extra)
+    if "TOKWATCH_CACHE_DIR" in extra:  # tokwatch's state: the cache (0.1) or the ledger (later)
+        env["TOKWATCH_DATA_DIR"] = extra["TOKWATCH_CACHE_DIR"]
     return env
 
 
@@ -302,8 +311,10 @@ def profile_export(target: Path, work: Path, top: int = 15) -> str:
     from tokwatch import cli
 
     dest = work / "export-profile.json"
-    saved = os.environ.get("TOKWATCH_CACHE_DIR")
-    os.environ["TOKWATCH_CACHE_DIR"] = str(work / "cache-profile")
+    names = ("TOKWATCH_CACHE_DIR", "TOKWATCH_DATA_DIR")
+    saved = {n: os.environ.get(n) for n in names}
+    for n in names:
+        os.environ[n] = str(work / "cache-profile")
     buf = io.StringIO()
     try:
         for kind in ("cold", "warm"):
@@ -317,10 +328,11 @@ def profile_export(target: Path, work: Path, top: int = 15) -> str:
             st.sort_stats("tottime").print_stats(top)
             st.sort_stats("cumulative").print_stats(top)
     finally:
-        if saved is None:
-            os.environ.pop("TOKWATCH_CACHE_DIR", None)
-        else:
-            os.environ["TOKWATCH_CACHE_DIR"] = saved
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
     return re.sub(r"\n{3,}", "\n\n", buf.getvalue())
 
 
@@ -341,37 +353,27 @@ def bench_startup(tw: list[str], work: Path, repeat: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- live
 def claude_line(sid: str, cwd: str, i: int, rng: random.Random) -> bytes:
+    sys.path.insert(0, str(BENCH))
+    import loglines
+
     mid = f"msg_01BENCH{i:04d}" + "".join(rng.choices("abcdefghijkmnopqrstuvwxyz", k=12))
-    d = {
-        "parentUuid": None,
-        "isSidechain": False,
-        "userType": "external",
-        "cwd": cwd,
-        "sessionId": sid,
-        "version": "2.1.39",
-        "gitBranch": "main",
-        "message": {
-            "model": "claude-opus-4-6",
-            "id": mid,
-            "type": "message",
-            "role": "assistant",
-            "content": [{"type": "text", "text": "benchmark line"}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 3,
-                "cache_creation_input_tokens": 120,
-                "cache_read_input_tokens": 40_000 + i,
-                "output_tokens": 50 + i,
-                "service_tier": "standard",
-            },
+    line = loglines.claude_assistant(
+        loglines.claude_header(session_id=sid, cwd=cwd),
+        model="claude-opus-4-6",
+        message_id=mid,
+        request_id=f"req_011CBENCH{i:04d}",
+        uuid=f"00000000-0000-4000-8000-{i:012d}",
+        content=[{"type": "text", "text": "benchmark line"}],
+        stop_reason="end_turn",
+        usage={
+            "input_tokens": 3,
+            "cache_creation_input_tokens": 120,
+            "cache_read_input_tokens": 40_000 + i,
+            "output_tokens": 50 + i,
+            "service_tier": "standard",
         },
-        "requestId": f"req_011CBENCH{i:04d}",
-        "type": "assistant",
-        "uuid": f"00000000-0000-4000-8000-{i:012d}",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-    }
-    return orjson.dumps(d) + b"\n"
+    )
+    return loglines.jsonl(line)
 
 
 def proc_cpu_ticks(pid: int) -> int:
@@ -490,6 +492,71 @@ def bench_live(tw: list[str], work: Path, n: int, idle_seconds: float, res: Resu
 
 
 # --------------------------------------------------------------------------- other tools
+# --------------------------------------------------------------------------- the dashboard
+def bench_dashboard(tw: list[str], corpus: Path, work: Path, repeat: int, res: Results) -> dict[str, Any]:
+    """Launch -> first paint and -> every session listed, in a real terminal, cold then warm."""
+    sys.path.insert(0, str(BENCH))
+    import terminal
+
+    if not terminal.available():
+        res.checks["dashboard"] = "SKIPPED: tmux is not installed"
+        return {}
+    home = work / "dash-home"
+    home.mkdir(exist_ok=True)
+    roots = [str(corpus / a) for a in ("claude", "codex", "gemini") if (corpus / a).is_dir()]
+    listed = subprocess.run(
+        [*tw, "export", "--no-cache", "--format", "json", "-o", str(work / "dash-sessions.json"), *roots],
+        env=clean_env(home, TOKWATCH_CACHE_DIR=str(work / "dash-nocache")),
+        capture_output=True,
+    )
+    if listed.returncode != 0:
+        res.checks["dashboard"] = f"FAILED: export rc={listed.returncode}"
+        return {}
+    rows = orjson.loads((work / "dash-sessions.json").read_bytes())
+    want = len({(r["agent"], r["session_id"]) for r in rows})
+    total = re.compile(r"─ (\d+) ─╯")
+
+    def painted(screen: str) -> bool:
+        return "╭─ Sessions" in screen
+
+    def all_listed(screen: str) -> bool:
+        m = total.search(screen)
+        return "Reading history" not in screen and m is not None and int(m.group(1)) == want
+
+    def one(cache: Path) -> dict[str, float]:
+        env = clean_env(home, TOKWATCH_CACHE_DIR=str(cache), TERM="xterm-256color")
+        env.pop("COLUMNS", None)
+        env.pop("NO_COLOR", None)
+        with terminal.Tmux(100, 30) as t:
+            t0 = time.perf_counter()
+            t.start([*tw, *roots], env, cwd=home)
+            t.wait_for(painted, 300, "first paint")
+            first = time.perf_counter() - t0
+            t.wait_for(all_listed, 600, f"all {want} sessions")
+            done = time.perf_counter() - t0
+            t.send("q")
+            rc = t.wait_exit(120)
+        if rc != 0:
+            res.checks["dashboard"] = f"FAILED: exit code {rc}"
+        return {"first_paint": first, "all_listed": done}
+
+    out: dict[str, Any] = {"sessions": want, "terminal": "tmux 100x30"}
+    for kind in ("cold", "warm"):
+        runs = []
+        for i in range(repeat):
+            cache = work / f"dash-cache-{i}"
+            if kind == "cold":
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.mkdir()
+            runs.append(one(cache))
+            print(f"  dashboard {kind} {i + 1}/{repeat}: {runs[-1]}", flush=True)
+        out[kind] = {
+            k: round(statistics.median(r[k] for r in runs), 3) for k in ("first_paint", "all_listed")
+        } | {"all": [{k: round(v, 3) for k, v in r.items()} for r in runs]}
+    res.checks.setdefault("dashboard", "OK")
+    return out
+
+
 def ensure_ccusage(res: Results) -> Path | None:
     exe = TOOLS / "node_modules" / ".bin" / "ccusage"
 
@@ -721,6 +788,18 @@ def render(res: Results) -> str:
 
     if f.get("startup"):
         rows.append(("tokwatch startup (export of empty dir)", f"{f['startup']['seconds']:.2f} s", "", ""))
+    d = f.get("dashboard") or {}
+    for kind in ("cold", "warm"):
+        x = d.get(kind)
+        if x:
+            rows.append(
+                (
+                    f"dashboard {kind}: first paint / all {d['sessions']} listed",
+                    f"{x['first_paint']:.2f} s / {x['all_listed']:.2f} s",
+                    "",
+                    res.checks.get("dashboard", ""),
+                )
+            )
 
     rows.append(("tokwatch cold export, whole corpus", exp(w, "cold"), "", res.checks.get("all cold", "")))
     warm_ratio = (w["warm"]["seconds"] / w["cold"]["seconds"]) if w.get("warm") and w.get("cold") else None
@@ -849,6 +928,10 @@ def render(res: Results) -> str:
         )
     if lv.get("startup_to_ready_s") is not None:
         rows.append(("watch start -> ready (small dir)", f"{lv['startup_to_ready_s']:.2f} s", "", ""))
+    if f.get("mcp"):
+        from mcp_bench import render as render_mcp
+
+        rows.extend(render_mcp(f["mcp"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = ("measure", "value", "target", "status / check")
     widths = [max(wd, len(h)) for wd, h in zip(widths, head, strict=True)]
@@ -896,6 +979,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-others", action="store_true", help="do not install or run ccusage / claude-monitor"
     )
     p.add_argument("--skip-live", action="store_true")
+    p.add_argument("--skip-dashboard", action="store_true", help="do not measure the dashboard in tmux")
+    p.add_argument("--only-dashboard", action="store_true", help="measure the dashboard only")
+    p.add_argument("--dashboard-repeat", type=int, default=3, help="dashboard launches per kind")
+    p.add_argument("--skip-mcp", action="store_true", help="do not time `tokwatch mcp`")
     p.add_argument("--repeat", type=int, default=5, help="runs per export measurement (median reported)")
     p.add_argument("--live-n", type=int, default=25)
     p.add_argument("--idle-seconds", type=float, default=10.0)
@@ -935,20 +1022,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         (work / "home").mkdir()
         has_no_cache = "--no-cache" in export_help(tw, clean_env(work / "home"))
         agents = ("claude", "codex", "gemini")
-        res.figures["startup"] = bench_startup(tw, work, args.repeat)
-        print("# tokwatch export: whole corpus", flush=True)
-        res.figures["export_all"] = bench_export(
-            tw, corpus, agents, manifest, work, args.repeat, has_no_cache, res, "all"
-        )
-        print("# tokwatch export: Claude part", flush=True)
-        res.figures["export_claude"] = bench_export(
-            tw, corpus / "claude", ("claude",), manifest, work, args.repeat, False, res, "claude"
-        )
+        if not args.skip_dashboard:
+            print("# the dashboard in tmux (100x30): first paint, every session listed", flush=True)
+            res.figures["dashboard"] = bench_dashboard(tw, corpus, work, args.dashboard_repeat, res)
+        if args.only_dashboard:
+            args.skip_live = True
+        else:
+            res.figures["startup"] = bench_startup(tw, work, args.repeat)
+            print("# tokwatch export: whole corpus", flush=True)
+            res.figures["export_all"] = bench_export(
+                tw, corpus, agents, manifest, work, args.repeat, has_no_cache, res, "all"
+            )
+            print("# tokwatch export: Claude part", flush=True)
+            res.figures["export_claude"] = bench_export(
+                tw, corpus / "claude", ("claude",), manifest, work, args.repeat, False, res, "claude"
+            )
         if not args.skip_live:
             print(
                 f"# live latency ({args.live_n} appends) and idle CPU ({args.idle_seconds:g} s)", flush=True
             )
             res.figures["live"] = bench_live(tw, work, args.live_n, args.idle_seconds, res)
+        if not args.skip_mcp:
+            from mcp_bench import bench_mcp
+
+            print("# tokwatch mcp: first and tenth call of each tool, warm", flush=True)
+            res.figures["mcp"] = bench_mcp(tw, corpus, work, args.repeat)
         if not args.skip_others:
             exe = ensure_ccusage(res)
             if exe:

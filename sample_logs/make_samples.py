@@ -13,6 +13,7 @@ import json
 import random
 import shutil
 import string
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "bench"))
+import loglines  # noqa: E402  (bench/loglines.py: the log-line factory shared with the benchmark corpus)
+
 SEED = 20261120
 AGENT_DIRS = ("claude", "codex", "gemini")
 B62 = string.ascii_letters + string.digits
@@ -158,19 +162,16 @@ class ClaudeSession:
     turns: int = 0
 
     def _base(self) -> Json:
-        rec: Json = {
-            "parentUuid": self.parent,
-            "isSidechain": self.agent_id is not None,
-            "userType": "external",
-            "cwd": self.cwd,
-            "sessionId": self.session_id,
-            "version": self.version,
-            "gitBranch": self.branch,
-        }
-        if self.agent_id is not None:
-            rec["agentId"] = self.agent_id
-        rec["slug"] = self.slug
-        return rec
+        return loglines.claude_header(
+            session_id=self.session_id,
+            cwd=self.cwd,
+            parent_uuid=self.parent,
+            sidechain=self.agent_id is not None,
+            version=self.version,
+            git_branch=self.branch,
+            agent_id=self.agent_id,
+            slug=self.slug,
+        )
 
     def _push(self, rec: Json) -> Json:
         self.records.append(rec)
@@ -239,18 +240,7 @@ class ClaudeSession:
         write = turn.context - read - inp
         assert write > 0, (turn.context, read)
         one_h = {"none": 0, "all": write, "split": write // 3}[turn.cw_1h]
-        return {
-            "input_tokens": inp,
-            "cache_creation_input_tokens": write,
-            "cache_read_input_tokens": read,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": write - one_h,
-                "ephemeral_1h_input_tokens": one_h,
-            },
-            "output_tokens": output,
-            "service_tier": "standard",
-            "inference_geo": self.geo,
-        }
+        return loglines.claude_usage(inp, read, write, output, cache_write_1h=one_h, geo=self.geo)
 
     def assistant(self, turn: ClaudeTurn, *, gap: tuple[float, float] = (3.0, 15.0)) -> list[Json]:
         """Write one API response as Claude Code does: one line per content block, same id and usage,
@@ -275,20 +265,15 @@ class ClaudeSession:
                 content = {"type": "thinking", "thinking": block[1], "signature": self.ids.b62(44)}
             else:
                 content = {"type": "text", "text": block[1]}
-            rec = self._base()
-            u = dict(usage, output_tokens=turn.output if last else placeholder)
-            rec["message"] = {
-                "model": self.model,
-                "id": mid,
-                "type": "message",
-                "role": "assistant",
-                "content": [content],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": u,
-            }
-            rec.update(
-                requestId=rid, type="assistant", uuid=self.ids.uuid4(), timestamp=self.clock.tick(0.4, 1.5)
+            rec = loglines.claude_assistant(
+                self._base(),
+                model=self.model,
+                message_id=mid,
+                request_id=rid,
+                content=[content],
+                usage=dict(usage, output_tokens=turn.output if last else placeholder),
+                uuid=self.ids.uuid4(),  # (before the clock: the same random draws, in the same order)
+                timestamp=self.clock.tick(0.4, 1.5),
             )
             lines.append(self._push(rec))
             if isinstance(block, Tool):
@@ -1135,7 +1120,13 @@ def make_gemini_jsonl(rng: random.Random, ids: Ids, root: Path) -> list[Path]:
     gemini("", ("run_shell_command", "Shell", {"command": "npm run docs:build"}, "Build finished in 3.1s"))
     gemini("Changelog page added; the docs build passes.", final=True)
 
-    chats = root / "tmp" / phash / "chats"
+    # v0.29+ names the folder by a slug, records the project in it (`.project_root`) and maps
+    # path -> slug in ~/.gemini/projects.json (this folder stands in for ~/.gemini).
+    slug = "docs-site"
+    (root / "tmp" / slug).mkdir(parents=True, exist_ok=True)
+    (root / "tmp" / slug / ".project_root").write_text(project, encoding="utf-8")
+    (root / "projects.json").write_text(json.dumps({"projects": {project: slug}}, indent=2), encoding="utf-8")
+    chats = root / "tmp" / slug / "chats"
     path = chats / f"session-{start.strftime('%Y-%m-%dT%H-%M')}-{sid[:8]}.jsonl"
     write_jsonl(path, recs)
     n = len({r["id"] for r in recs if r.get("type") == "gemini"})

@@ -43,6 +43,11 @@ GEMINI_RUN4 = GEMINI_DIR / "BrianV1981-aim__control_pro_run4_abandoned.json"
 GEMINI_POMODORO = GEMINI_DIR / "yoavf-ai-sessions__gemini-cli-pomodoro-timer.json"
 
 
+def dumps(d: object) -> bytes:
+    """A JSON line as agents write them (compact)."""
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
 def real_lines(path: Path) -> list[bytes]:
     """The file's lines as the tailer yields them (no newline)."""
     return path.read_bytes().splitlines()

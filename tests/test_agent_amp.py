@@ -101,8 +101,10 @@ def test_torn_or_malformed_document() -> None:
         parse(b"[]")
     with pytest.raises(BadLine):
         parse({"id": THREAD, "messages": {"a": 1}})
-    with pytest.raises(BadLine):
-        parse({"id": THREAD, "messages": [{"role": "assistant", "usage": {"inputTokens": -3}}]})
+    # one malformed message is skipped and counted, not the whole thread (issue 12)
+    p = AmpParser(DOC)
+    bad = {"id": THREAD, "messages": [{"role": "assistant", "usage": {"inputTokens": -3}}]}
+    assert p.parse_document(json.dumps(bad).encode()) == [] and p.skipped == 1
     assert parse({"id": THREAD}) == []
 
 

@@ -85,10 +85,11 @@ def test_gauge_takes_kimis_context_figures_and_subagents_do_not_move_it(tmp_path
     engine = make_engine(share_copy(tmp_path))
     engine.backfill()
     s = session_of(engine)
-    # the last main StatusUpdate with usage: context_tokens 13650 of max_context_tokens 262144
-    assert (s.context_used, s.context_window) == (13650, 262144)
-    # the /compact StatusUpdate carries only context figures: not a request
+    # the /compact StatusUpdate carries only context figures: not a request (3 turns), but Kimi's
+    # own figure for the context after it moves the gauge (was 13650 after the last request)
     assert b'"token_usage": null' in real_lines(MAIN)[9]
+    assert (s.context_used, s.context_window, s.totals.turns) == (1800, 262144, 3)
+    assert s.context_ts == 1784000131.0
 
 
 def test_fork_copies_lines_into_another_session_counted_once(tmp_path: Path) -> None:
@@ -179,3 +180,23 @@ def test_live_append_is_followed(tmp_path: Path) -> None:
         assert t.context_tokens == 14077 and t.context_window == 262144
     s = session_of(engine)  # (sessions are published anew with each batch)
     assert s.totals.turns == 4 and s.context_used == 14077
+
+
+def test_context_only_update_moves_the_gauge_until_the_next_request(tmp_path: Path) -> None:
+    """After `/compact` the gauge shows Kimi's new figure; an older figure never wins over a newer
+    request, and the next request moves the gauge again (its prompt, not the totals, grew)."""
+    share = share_copy(tmp_path)
+    main = share / "sessions" / WD / SID / "wire.jsonl"
+    engine = make_engine(share)
+    engine.backfill()
+    assert session_of(engine).context_used == 1800
+    late = json.loads(real_lines(MAIN)[9])
+    late["timestamp"] = 1784000100.5  # before the /compact figure: stale, ignored
+    late["message"]["payload"]["context_tokens"] = 99999
+    append_bytes(main, json.dumps(late).encode() + b"\n")
+    engine.refresh([main])
+    assert session_of(engine).context_used == 1800
+    append_bytes(main, status(1784000200.0, "chatcmpl-after", 400, 30, cache_read=1600) + b"\n")
+    engine.refresh([main])
+    s = session_of(engine)
+    assert (s.context_used, s.totals.turns) == (2000, 4)

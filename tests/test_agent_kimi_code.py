@@ -142,3 +142,23 @@ def test_live_append_is_followed(tmp_path: Path) -> None:
         append_bytes(wire, usage_line(1785700000000, 321, 12) + b"\n")
         t = f.wait_for(lambda t: t.input == 321)
         assert t.session_id == "session_live" and t.agent == "kimi-code"
+
+
+def test_compaction_is_marked_with_its_logged_figures() -> None:
+    """`context.apply_compaction` after a manual `full_compaction.begin`: one compaction, with
+    Kimi's before/after estimates as logged (they are not the whole prompt: the gauge waits for
+    the next request)."""
+    from tokwatch.core.observations import Compaction
+    from tokwatch.reports import limits
+
+    p = KimiCodeParser(MAIN)
+    feed_all(p, real_lines(MAIN))
+    assert p.observations() == [
+        Compaction("kimi-code", SID, "1785619064648", 1785619064.648, "manual", 15912, 654)
+    ]
+    engine = make_engine(MAIN)
+    engine.backfill()
+    s = engine.store.sessions[("kimi-code", SID)]
+    assert limits.road(engine.ledger, s).count == 1
+    sub = KimiCodeParser(SUB)
+    assert feed_all(sub, real_lines(SUB)) and sub.observations() == []  # a subagent marks nothing

@@ -139,6 +139,7 @@ COLUMNS = [
     "last_seen",
     "context_tokens",
     "context_window",
+    "context_window_assumed",
 ]
 NUMBER_COLUMNS = (
     "input_tokens",
@@ -271,6 +272,8 @@ def test_export_csv_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:
         for col in COLUMNS:
             if col == "cost_usd":
                 assert float(c[col]) == pytest.approx(j[col], abs=1e-9)
+            elif j[col] is None:  # unknown (a context window): null in JSON, empty in CSV, never 0
+                assert c[col] == "", col
             else:
                 assert str(j[col]) == c[col], col
 

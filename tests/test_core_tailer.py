@@ -400,3 +400,110 @@ def test_read_buffers_are_not_shared_between_cursors_read_at_once(tmp_path: Path
     c2 = open_cursor(a)
     assert c2 is not None
     assert list(c2.lines(chunk=64)) == [b"a%d" % i for i in range(50)]
+
+
+class _Counting:
+    """A file that counts the bytes read from it (to see how often a long line is read)."""
+
+    total = 0
+
+    def __init__(self, f) -> None:  # type: ignore[no-untyped-def]
+        self.f = f
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        n = self.f.readinto(b)
+        _Counting.total += n or 0
+        return n
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.f, name)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.f.close()
+
+
+def test_a_line_written_in_pieces_is_read_once_more_not_once_per_piece(tmp_path: Path, monkeypatch) -> None:
+    """An 8 MiB line appended 64 KiB at a time (128 changes): each change reads only the new
+    piece, and the line is read whole once when its newline comes (issue 12: it was read from its
+    start on every change, quadratic)."""
+    import tokwatch.core.tailer as tailer
+
+    real_open = tailer.open_regular
+    monkeypatch.setattr(tailer, "open_regular", lambda p: _Counting(real_open(p)))
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b'{"a":1}\n')
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines()) == [b'{"a":1}']
+    piece = 64 << 10
+    body = b'{"big":"' + b"x" * (8 << 20) + b'"}'
+    _Counting.total = 0
+    for i in range(0, len(body), piece):
+        append_bytes(p, body[i : i + piece])
+        assert c.check() is Change.GROWN
+        assert list(c.lines()) == []
+    assert c.offset == 8
+    append_bytes(p, b'\n{"c":3}\n')
+    c.check()
+    assert list(c.lines()) == [body, b'{"c":3}']
+    assert _Counting.total < 2.5 * len(body), _Counting.total
+    assert c.offset == p.stat().st_size and c.partial == 0
+
+
+def test_a_cut_short_unfinished_line_is_looked_at_again(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    first = b'{"a":"' + b"y" * 1100 + b'"}\n'  # the head fingerprint lies within it
+    p.write_bytes(first + b'{"b":22222')
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines()) == [first[:-1]] and c.partial == 10
+    with open(p, "r+b") as f:  # cut inside the unfinished line, then finished differently
+        f.truncate(len(first) + 5)
+        f.seek(len(first) + 5)
+        f.write(b"3}\n")
+    assert c.check() is Change.GROWN
+    assert list(c.lines()) == [b'{"b":3}'] and c.partial == 0
+
+
+def test_an_unfinished_line_past_max_line_is_passed_over_when_it_ends(tmp_path: Path, monkeypatch) -> None:
+    import tokwatch.core.tailer as tailer
+
+    monkeypatch.setattr(tailer, "MAX_LINE", 100)
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"a\n")
+    c = open_cursor(p)
+    assert c is not None
+    assert list(c.lines(chunk=32)) == [b"a"]
+    for _ in range(10):  # 500 bytes in pieces, no newline yet
+        append_bytes(p, b"x" * 50)
+        c.check()
+        assert list(c.lines(chunk=32)) == []
+    append_bytes(p, b"xx\nb\n")
+    c.check()
+    assert list(c.lines(chunk=32)) == [b"b"]
+    assert c.oversized == 1 and c.offset == p.stat().st_size
+
+
+def test_rescan_does_not_sniff_unclaimed_files_again_until_they_change(tmp_path: Path, monkeypatch) -> None:
+    """Task folders hold files no agent claims: the 30 s safety rescan must not open them all again
+    (2,000 Cline tasks cost 3 CPU-seconds per rescan)."""
+    from tokwatch.ingest import files as files_mod
+
+    _claude_file(tmp_path, [L8])
+    other = tmp_path / "claude" / "projects" / "-home-u-proj" / "notes.json"
+    other.write_text('{"not": "a log"}')
+    engine = make_engine(tmp_path / "claude")
+    engine.backfill()
+    sniffed: list[Path] = []
+    real = files_mod.detect
+    monkeypatch.setattr(files_mod, "detect", lambda p, *a: sniffed.append(p) or real(p, *a))
+    engine.rescan()
+    engine.rescan()
+    assert sniffed == []
+    other.write_text('{"still": "not a log", "but": "changed"}')
+    engine.rescan()
+    engine.rescan()
+    assert sniffed == [other]

@@ -23,10 +23,11 @@ TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
 
 
 def _files(root: Path) -> dict[Path, bytes]:
+    """The session logs (not Gemini's own project records, `projects.json` and `.project_root`)."""
     return {
         p.relative_to(root): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix in (".jsonl", ".json")
+        if p.is_file() and p.suffix in (".jsonl", ".json") and p.name != "projects.json"
     }
 
 
@@ -47,7 +48,10 @@ def _carries_usage(rec: dict[str, Any]) -> bool:
 
 def _strip_ts(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_ts(v) for k, v in value.items() if k != "lastUpdated"}
+        # (`resets_at`: Codex's plan windows reset at an epoch second, shifted like the rest)
+        return {
+            k: "<ts>" if k == "resets_at" else _strip_ts(v) for k, v in value.items() if k != "lastUpdated"
+        }
     if isinstance(value, list):
         return [_strip_ts(v) for v in value]
     if isinstance(value, str):
@@ -109,6 +113,14 @@ def test_prepare_creates_agent_roots_with_partial_sessions(replayer: DemoReplaye
             doc, src_doc = json.loads(data), json.loads(src)
             assert 0 < len(doc["messages"]) < len(src_doc["messages"])
             assert doc["sessionId"] == src_doc["sessionId"]
+
+
+def test_prepare_copies_gemini_project_records(replayer: DemoReplayer, tmp_path: Path) -> None:
+    """What Gemini CLI records about its projects comes along, so the demo names them."""
+    replayer.prepare()
+    dest = tmp_path / "demo"
+    for rel in (Path("gemini/projects.json"), Path("gemini/tmp/docs-site/.project_root")):
+        assert (dest / rel).read_bytes() == (SOURCE / rel).read_bytes()
 
 
 def test_history_is_shifted_to_now_keeping_spacing(replayer: DemoReplayer, tmp_path: Path) -> None:

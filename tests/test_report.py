@@ -382,3 +382,61 @@ def test_cli_report_json_and_errors(
     monkeypatch.setenv("COLUMNS", "90")
     assert main(["report", "blocks", str(tmp_path), "--tz", "UTC"]) == 0
     assert "Usage per 5-hour block (UTC)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- tables as people read them (issue 11)
+LONG_CWD = "/home/dev/work/clients/acme-corporation/services/billing-gateway"
+
+
+@pytest.fixture
+def two_years(tmp_path: Path) -> Path:
+    """Two sessions a year apart in a long project path; cache reads dominate, as they do."""
+    write_claude(
+        tmp_path, "s1", [claude_line("m1", "2025-12-30T10:00:00.000Z", cwd=LONG_CWD, cache_read=900_000)]
+    )
+    write_claude(
+        tmp_path, "s2", [claude_line("m2", "2026-01-02T10:00:00.000Z", session="s2", cache_read=800_000)]
+    )
+    return tmp_path
+
+
+def _table(store: Store, view: str, width: int) -> str:
+    rep = build(store, view, Filters(tz=UTC))
+    buf = io.StringIO()
+    report_render.print_table(rep, Console(file=buf, width=width, color_system=None))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("width", [50, 60, 80])
+def test_the_largest_token_kind_is_never_dropped(two_years: Path, width: int) -> None:
+    out = _table(load(two_years), "daily", width)
+    assert "Cache read" in out and "1,700,000" in out  # (it used to go second, after Models)
+    assert max(cell_len(line) for line in out.splitlines()) <= width
+
+
+def test_paths_are_not_wrapped_when_there_is_room(two_years: Path) -> None:
+    out = _table(load(two_years), "session", 220)
+    assert LONG_CWD in out  # one piece (it used to fold at 32 characters)
+
+
+def test_dates_carry_the_year_when_the_report_spans_two(two_years: Path) -> None:
+    out = _table(load(two_years), "session", 220)
+    assert "2025-12-30 10:00" in out and "2026-01-02 10:00" in out
+
+
+def test_not_a_terminal_gets_the_whole_table(
+    two_years: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TOKWATCH_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["report", "session", str(two_years), "--tz", "UTC"]) == 0
+    out = capsys.readouterr().out
+    for header in ("Agent", "Project", "Last turn", "Models", "Input", "Output", "Cache write", "Cache read"):
+        assert header in out, header
+    assert LONG_CWD in out
+    monkeypatch.setenv("COLUMNS", "70")  # COLUMNS still applies
+    assert main(["report", "session", str(two_years), "--tz", "UTC"]) == 0
+    narrow = capsys.readouterr().out
+    assert max(cell_len(line) for line in narrow.splitlines()) <= 70
+    assert "Cache read" in narrow and "Agent" not in narrow

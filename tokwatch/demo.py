@@ -10,6 +10,7 @@ Stdlib only (plus orjson): the UI imports this, never the other way round.
 
 from __future__ import annotations
 
+import importlib.resources
 import itertools
 import logging
 import os
@@ -29,15 +30,32 @@ log = logging.getLogger(__name__)
 AGENT_DIRS = ("claude", "codex", "gemini")
 # A quoted ISO-8601 UTC instant anywhere in a line (top-level `timestamp`, nested thought times, ...).
 _TS_RE = re.compile(rb'"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z)"')
+# Codex's plan windows reset at an epoch second (`"resets_at":1795185600`): moved with the rest.
+_RESETS_RE = re.compile(rb'"resets_at":(\d{9,11})\b')
 _UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Claude message/request/tool ids: fresh ones keep a cloned session from deduplicating against the original.
 _CLAUDE_ID_RE = re.compile(rb"(msg_01|req_011C|toolu_01)[A-Za-z0-9]{16,30}")
 _B62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
+class SamplesMissing(FileNotFoundError):
+    """The sample sessions are not installed (a broken or partial installation)."""
+
+
 def default_source() -> Path:
-    """The repository's `sample_logs` folder (the replay's default input)."""
-    return Path(__file__).resolve().parents[1] / "sample_logs"
+    """The sample sessions the demo replays, and nothing else.
+
+    An installed package carries them as package data (`tokwatch/sample_logs`, copied from the
+    repository's top-level `sample_logs/` when the wheel is built); a checkout (an editable
+    install) reads that folder itself.
+    """
+    packaged = importlib.resources.files("tokwatch").joinpath("sample_logs")
+    candidates = [Path(str(packaged))] if isinstance(packaged, Path) else []
+    candidates.append(Path(__file__).resolve().parents[1] / "sample_logs")
+    for folder in candidates:
+        if any((folder / agent).is_dir() for agent in AGENT_DIRS):
+            return folder
+    raise SamplesMissing("the sample sessions are missing from this installation of tokwatch")
 
 
 def _now() -> datetime:
@@ -76,6 +94,8 @@ def shift_timestamps(
         return b'"' + _format_ts(ts) + b'"'
 
     out = _TS_RE.sub(repl, data)
+    seconds = round(delta.total_seconds())
+    out = _RESETS_RE.sub(lambda m: b'"resets_at":%d' % (int(m.group(1)) + seconds), out)
     return out, (max(latest) if latest else None)
 
 
@@ -258,7 +278,13 @@ class DemoReplayer:
         return [self.dest / name for name in AGENT_DIRS if (self.source / name).is_dir()]
 
     def prepare(self) -> list[Path]:
-        """Copy the layout under `dest`, write the first `history_fraction` of every session; return the roots."""
+        """Copy the layout under `dest`, write the first `history_fraction` of every session; return the roots.
+
+        Raises `SamplesMissing` when there is nothing to replay: the demo never falls back to
+        watching anything else (an empty list of roots would mean "every agent's home").
+        """
+        if not self.roots():
+            raise SamplesMissing(f"no sample sessions in {self.source}")
         now = _now()
         self._tracks = []
         self._cursor = 0

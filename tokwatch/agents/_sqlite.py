@@ -1,4 +1,6 @@
-"""Reading an agent's SQLite database without ever writing to it (OpenCode, Kilo, OpenClaw).
+"""Reading an agent's SQLite database without ever writing to it (OpenCode, Kilo, OpenClaw, Goose,
+Hermes): opened read-only for each read, one read transaction for a consistent snapshot while the
+agent writes in WAL mode, closed right after.
 
 A module, not an agent (the leading underscore keeps it out of `all_agents()`).
 """
@@ -7,8 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+from tokwatch.core.models import Turn
 from tokwatch.core.tailer import Cursor
 
 BUSY_TIMEOUT = 0.25
@@ -47,4 +51,22 @@ def has_table(con: sqlite3.Connection, name: str) -> bool:
 
 
 def columns(con: sqlite3.Connection, table: str) -> set[str]:
+    """A table's columns: agents add them by migration, so any past the first schema may be missing."""
     return {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
+
+
+def tables(con: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def read_database(path: Path, cursor: Cursor, read: Callable[[], list[Turn]]) -> list[Turn] | None:
+    """`LogParser.read_changed` for a database: None when it is gone; `read()`'s turns; nothing
+    when the database is locked, busy, mid-migration or not a database yet, with the cursor's
+    mtime zeroed so the next rescan queries again instead of thinking the file unchanged."""
+    if not stat_database(path, cursor):
+        return None
+    try:
+        return read()
+    except sqlite3.Error:
+        cursor.mtime_ns = 0
+        return []

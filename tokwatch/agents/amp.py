@@ -57,16 +57,21 @@ class AmpParser(LogParser):
         if messages is not None and not isinstance(messages, list):
             raise BadLine("messages is not a list")
         turns: list[Turn] = []
+        self.skipped = 0
         for i, m in enumerate(messages or []):
             if not isinstance(m, dict) or m.get("role") != "assistant":
                 continue
             usage = m.get("usage")
             if not isinstance(usage, dict):
                 continue
-            t = self._turn(thread, project, created, i, m, usage)
+            try:
+                t = self._turn(thread, project, created, i, m, usage)
+            except BadLine:  # one malformed message: skipped and counted, the rest count
+                self.skipped += 1
+                continue
             if t is not None:
                 turns.append(t)
-        if not turns:
+        if not turns:  # older threads: usage only in the ledger
             turns = self._ledger(thread, project, d.get("usageLedger"))
         return turns
 
@@ -113,7 +118,11 @@ class AmpParser(LogParser):
             tokens = e.get("tokens")
             if not isinstance(tokens, dict):
                 continue
-            inp, out = count(tokens, "input"), count(tokens, "output")
+            try:
+                inp, out = count(tokens, "input"), count(tokens, "output")
+            except BadLine:
+                self.skipped += 1
+                continue
             if not (inp or out):
                 continue
             eid = e.get("id")

@@ -24,7 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
+from tokwatch.agents.base import (
+    Agent,
+    BadLine,
+    LogParser,
+    Record,
+    as_dict,
+    count,
+    env_paths,
+    load_object,
+    parse_ts,
+)
 from tokwatch.core.models import Turn
 
 
@@ -43,6 +53,30 @@ def split(total: int, weights: list[int]) -> list[int]:
     for i in by_fraction[:rest]:
         shares[i] += 1
     return shares
+
+
+#: The fields `feed` reads; message content and tool calls are never built.
+RECORD = Record(
+    {
+        "type": None,
+        "id": None,
+        "timestamp": None,
+        "data": dict.fromkeys(
+            (
+                "messageId",
+                "model",
+                "outputTokens",
+                "modelMetrics",
+                "currentModel",
+                "currentTokens",
+                "sessionId",
+                "context",
+                "newModel",
+                "tokenLimit",
+            )
+        ),
+    }
+)
 
 
 class CopilotParser(LogParser):
@@ -94,7 +128,7 @@ class CopilotParser(LogParser):
         )
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         kind = d.get("type")
         if kind == "assistant.message":
             return self._message(as_dict(d.get("data")), d)
@@ -249,6 +283,14 @@ class Copilot(Agent):
     needles = (b'"assistant.message"', b'"session.')
     sniff_priority = 40  # before Claude, whose sniff matches any `sessionId` + `type` JSONL
     suffixes = (".jsonl",)
+    compact_rule = "80% of the prompt limit (background compaction, Copilot CLI 0.0.380+)"
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return window * 8 // 10 if window > 0 else None
+
+    # given to MCP servers since Copilot CLI 1.0.29; the id names the session-state folder
+    mcp_marker_env = ("COPILOT_AGENT_SESSION_ID",)
+    mcp_session_env = "COPILOT_AGENT_SESSION_ID"
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         bases = env_paths(env, "COPILOT_HOME") or [home / ".copilot"]

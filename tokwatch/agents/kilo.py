@@ -27,6 +27,10 @@ class Kilo(OpenCode):
     app = "kilo"
     db_env = "KILO_DB"
     db_names = re.compile(r"^kilo(-[A-Za-z0-9._-]+)?\.db$")
+    compact_rule = ""  # OpenCode's reader, not a verified compaction rule
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return None
 
     def _is_db(self, path: Path) -> bool:
         if super()._is_db(path):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tokwatch.agents.base import Agent, LogParser, as_dict, clamp_count, count, load_object, parse_ts
 from tokwatch.core.models import MAX_TS, MIN_TS, Turn
+from tokwatch.core.observations import ContextSize
 
 MAX_DEPTH = 4  # SubagentEvent inside SubagentEvent (a subagent's own subagents)
 
@@ -135,7 +136,15 @@ class KimiParser(LogParser):
     def _status(self, p: dict[str, object], ts: object, sidechain: bool) -> Turn | None:
         usage = p.get("token_usage")
         if usage is None:
-            return None  # a context-only update (plan mode, MCP, /compact, /clear)
+            # a context-only update (plan mode, MCP, /compact, /clear): not a request, but Kimi's
+            # own figure for the context as it now is moves the gauge
+            ctx = p.get("context_tokens")
+            stamp = parse_ts(ts)
+            if not sidechain and type(ctx) is int and 0 <= ctx < 10**9 and MIN_TS <= stamp <= MAX_TS:
+                window = p.get("max_context_tokens")
+                w = window if type(window) is int and 0 < window < 10**9 else 0
+                self.observe(ContextSize("kimi", self.session_id, stamp, ctx, w))
+            return None
         usage = as_dict(usage)
         raw = [usage.get(k) for k in ("input_other", "output", "input_cache_read", "input_cache_creation")]
         inp = clamp_count(usage, "input_other")

@@ -28,6 +28,7 @@ import orjson
 
 from tokwatch.agents.base import Agent, LogParser, as_dict, clamp_count, count, load_object, parse_ts
 from tokwatch.core.models import MAX_TS, MIN_TS, Turn
+from tokwatch.core.observations import Compaction
 
 _USAGE = ("inputOther", "output", "inputCacheRead", "inputCacheCreation")
 
@@ -50,6 +51,7 @@ class KimiCodeParser(LogParser):
         self.subagent = self.agent_id != "main"
         self.project = _work_dir(self.session_dir)
         self.model = ""  # the concrete model of the latest llm.request
+        self.compaction_source = ""  # `full_compaction.begin.source` of the compaction under way
 
     def state(self) -> dict[str, object]:
         return {"project": self.project, "model": self.model}
@@ -70,11 +72,40 @@ class KimiCodeParser(LogParser):
             model = d.get("model")
             if isinstance(model, str) and model:
                 self.model = model
+        elif kind == "full_compaction.begin":
+            source = d.get("source")
+            self.compaction_source = source if source in ("manual", "auto") else ""
+        elif kind == "context.apply_compaction" and not self.subagent:
+            self._compaction(d)
         elif kind == "config.update" and not self.project:
             cwd = d.get("cwd")
             if isinstance(cwd, str) and cwd:
                 self.project = cwd
         return []
+
+    def _compaction(self, d: dict[str, object]) -> None:
+        """`context.apply_compaction{tokensBefore, tokensAfter, time}`: a compaction mark. Its
+        token figures are Kimi's estimates of the compacted messages and of their summary, not
+        the whole prompt (system prompt and tools are outside them): kept as logged, and the
+        gauge is left to the next request."""
+        time = d.get("time")
+        stamp = parse_ts(time)
+
+        def tokens(v: object) -> int | None:
+            return v if type(v) is int and 0 <= v < 10**12 else None
+
+        self.observe(
+            Compaction(
+                "kimi-code",
+                self.session_id,
+                repr(time),
+                stamp if MIN_TS <= stamp <= MAX_TS else 0.0,
+                self.compaction_source,
+                tokens(d.get("tokensBefore")),
+                tokens(d.get("tokensAfter")),
+            )
+        )
+        self.compaction_source = ""
 
     def _usage(self, d: dict[str, object]) -> Turn | None:
         usage = as_dict(d.get("usage"))
@@ -110,7 +141,13 @@ class KimiCodeParser(LogParser):
 
 class KimiCode(Agent):
     name = "kimi-code"
-    needles = (b'"usage.record"', b'"llm.request"', b'"config.update"')
+    needles = (
+        b'"usage.record"',
+        b'"llm.request"',
+        b'"config.update"',
+        b'"full_compaction.begin"',
+        b'"context.apply_compaction"',
+    )
     provider = "moonshotai"
     sniff_priority = 46
     suffixes = (".jsonl",)

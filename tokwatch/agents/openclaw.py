@@ -38,7 +38,7 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.agents._sqlite import columns, connect_ro, has_table, stat_database
+from tokwatch.agents._sqlite import columns, connect_ro, has_table, read_database
 from tokwatch.agents.base import Agent, BadLine, LogParser, load_object
 from tokwatch.agents.pi import Transcript, TranscriptParser, is_pi_header
 from tokwatch.core.models import Turn
@@ -225,19 +225,14 @@ class OpenClawDbParser(LogParser):
         return t
 
     def read_changed(self, cursor: Cursor) -> list[Turn] | None:
-        if not stat_database(self.path, cursor):
-            return None
+        return read_database(self.path, cursor, self._read_db)
+
+    def _read_db(self) -> list[Turn]:
+        con = connect_ro(self.path)
         try:
-            con = connect_ro(self.path)
-            try:
-                return self._read(con)
-            finally:
-                con.close()
-        except sqlite3.Error:
-            # locked, busy, mid-migration or not a database yet: nothing now, and the next
-            # rescan must not think the file unchanged
-            cursor.mtime_ns = 0
-            return []
+            return self._read(con)
+        finally:
+            con.close()
 
     def _read(self, con: sqlite3.Connection) -> list[Turn]:
         if not has_table(con, "transcript_events"):

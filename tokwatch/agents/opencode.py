@@ -43,7 +43,7 @@ from typing import ClassVar
 
 import orjson
 
-from tokwatch.agents._sqlite import connect_ro, stat_database
+from tokwatch.agents._sqlite import connect_ro, read_database
 from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, load_object, parse_ts
 from tokwatch.core.models import Turn
 from tokwatch.core.tailer import Cursor
@@ -170,15 +170,10 @@ class OpenCodeDbParser(LogParser):
         raise NotImplementedError("a database is queried, not parsed")
 
     def read_changed(self, cursor: Cursor) -> list[Turn] | None:
-        if not stat_database(self.path, cursor):
-            return None
-        try:
-            rows, projects = self._fetch()
-        except sqlite3.Error:
-            # Locked, busy, mid-migration (no such table) or not a database yet: nothing now, and
-            # the next rescan must not think the file unchanged.
-            cursor.mtime_ns = 0
-            return []
+        return read_database(self.path, cursor, self._read)
+
+    def _read(self) -> list[Turn]:
+        rows, projects = self._fetch()
         self.projects.update(projects)
         return self._turns(rows)
 
@@ -274,6 +269,12 @@ class OpenCode(Agent):
     db_env: ClassVar[str] = "OPENCODE_DB"
     #: Database file names: the release channels' and `<app>-<channel>.db`.
     db_names: ClassVar[re.Pattern[str]] = re.compile(r"^opencode(-[A-Za-z0-9._-]+)?\.db$")
+    compact_rule = (
+        "the window less min(the model's output limit, 32k) (OpenCode 1.2+; a 32k+ output limit assumed)"
+    )
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        return window - 32_000 if window > 32_000 else None
 
     def __init__(self) -> None:
         self._databases: set[Path] = set()  # OPENCODE_DB overrides: databases with any name

@@ -18,8 +18,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tokwatch.agents.base import Agent, BadLine, LogParser, as_dict, count, env_paths, load_object, parse_ts
+from tokwatch.agents.base import (
+    Agent,
+    BadLine,
+    LogParser,
+    Record,
+    as_dict,
+    count,
+    env_paths,
+    load_object,
+    parse_ts,
+)
 from tokwatch.core.models import Turn
+
+#: The fields `feed` reads; the message content is never built.
+RECORD = Record(
+    dict.fromkeys(
+        (
+            "cwd",
+            "type",
+            "usageMetadata",
+            "uuid",
+            "sessionId",
+            "model",
+            "contextWindowSize",
+            "timestamp",
+            "isSidechain",
+        )
+    )
+)
 
 
 def split_usage(u: Mapping[str, object]) -> tuple[int, int, int, int]:
@@ -56,7 +83,7 @@ class QwenParser(LogParser):
         self.project = str(state.get("project") or "")
 
     def feed(self, line: bytes) -> list[Turn]:
-        d = load_object(line)
+        d = load_object(line, RECORD)
         cwd = d.get("cwd")
         if isinstance(cwd, str) and cwd:
             self.project = cwd
@@ -99,6 +126,14 @@ class Qwen(Agent):
     needles = (b'"usageMetadata"',)
     sniff_priority = 40  # before Claude: the record shape (uuid, parentUuid, sessionId, cwd) is Claude's
     suffixes = (".jsonl",)
+    compact_rule = (
+        "85% of the window, at most the window less 33k (context.autoCompactThreshold, Qwen Code 0.21+)"
+    )
+
+    def compact_threshold(self, model: str, window: int) -> int | None:
+        if window <= 33_000:
+            return None
+        return min(window * 85 // 100, window - 33_000)
 
     def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
         # Qwen Code: runtime data under QWEN_RUNTIME_DIR, else QWEN_HOME, else ~/.qwen.

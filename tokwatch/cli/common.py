@@ -19,6 +19,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def report_skips(engine: Engine) -> None:
+    """What the user should know after reading: the ledger's notices, then malformed lines."""
+    for notice in engine.problems:
+        print(f"tokwatch: {notice}", file=sys.stderr)
     if engine.skips.lines:
         print(
             f"tokwatch: skipped {engine.skips.lines} malformed lines in {engine.skips.files} files",

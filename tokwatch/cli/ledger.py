@@ -70,23 +70,27 @@ def _info(ledger: Any) -> int:
     with ledger.reading() as db:
         sessions = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
         turns, first, last = db.execute("SELECT count(*), min(NULLIF(ts, 0)), max(ts) FROM turns").fetchone()
-        files = [str(p) for (p,) in db.execute("SELECT path FROM files WHERE turns > 0")]
+        files = [os.fsdecode(p) for (p,) in db.execute("SELECT path FROM files WHERE turns > 0")]
+        samples = db.execute("SELECT count(*) FROM limit_samples").fetchone()[0]
+        compactions = db.execute("SELECT count(*) FROM compactions").fetchone()[0]
     gone = sum(1 for p in files if not os.path.exists(p))
     size = sum(os.path.getsize(p) for p in (path, path.with_name(path.name + "-wal")) if p.exists())
     print(f"ledger:   {path} ({size / 1e6:.1f} MB)")
     print(f"sessions: {sessions}")
     print(f"turns:    {turns}" + (f" ({iso(first)[:10]} to {iso(last)[:10]})" if first else ""))
     print(f"logs:     {len(files)} with usage ({gone} deleted since; their turns are kept)")
+    print(f"limits:   {samples} plan-window samples, {compactions} compaction marks (tokwatch report limits)")
     print("back up:  tokwatch ledger export -o FILE  (restore or merge: tokwatch ledger import FILE)")
     return 0
 
 
 def _export(ledger: Any, args: argparse.Namespace) -> int:
-    from tokwatch.core.files import write_atomic
+    from tokwatch.core.atomic import write_atomic
     from tokwatch.output import ledger_dump
 
     items = ledger_dump.turns(ledger)
-    chunks = ledger_dump.to_jsonl(items) if args.format == "jsonl" else ledger_dump.to_csv(items)
+    terminal = not args.output and sys.stdout.isatty()
+    chunks = ledger_dump.to_jsonl(items) if args.format == "jsonl" else ledger_dump.to_csv(items, terminal)
     if args.output:
         try:
             write_atomic(args.output, b"".join(chunks))
@@ -102,7 +106,7 @@ def _export(ledger: Any, args: argparse.Namespace) -> int:
 
 
 def _import(store: Any, args: argparse.Namespace) -> int:
-    from tokwatch.core.tailer import open_regular
+    from tokwatch.fsio import open_regular
     from tokwatch.output import ledger_dump
 
     f = open_regular(args.file)

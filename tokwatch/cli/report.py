@@ -9,7 +9,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from tokwatch.output import report_render
-from tokwatch.reports.report import VIEWS, Filters, build, parse_tz
+from tokwatch.reports.report import VIEWS, Filters, Report, build, parse_tz
 
 if TYPE_CHECKING:
     from tokwatch.config import Config
@@ -38,12 +38,28 @@ def parse_limit(text: str) -> int | str:
     return n
 
 
+def _console(rep: Report, breakdown: bool) -> tuple[Any, bool]:
+    """Where the table goes: a terminal's width (or COLUMNS) is fitted; a pipe or a file gets
+    the whole table (no column dropped, no path wrapped), unless COLUMNS says otherwise."""
+    import os
+
+    from rich.console import Console
+
+    columns = os.environ.get("COLUMNS", "")
+    if sys.stdout.isatty() or columns.isdigit():
+        return Console(), True
+    return Console(width=max(80, report_render.full_width(rep, breakdown)), soft_wrap=False), False
+
+
 # ---------------------------------------------------------------- command
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     from tokwatch.agents import all_agents
 
-    r = sub.add_parser("report", help="usage per day, week, month, session or 5-hour block")
-    r.add_argument("view", choices=VIEWS)
+    r = sub.add_parser(
+        "report",
+        description="usage per day, week, month, session or 5-hour block; plan-window samples (limits)",
+    )
+    r.add_argument("view", choices=(*VIEWS, "limits"))
     common(r)
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='{"rows": [...], "totals": {...}}')
@@ -83,15 +99,45 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
     )
     engine = make_engine(args.paths, config, use_cache=not args.no_cache)
     engine.backfill()
+    if args.view == "limits":
+        report_skips(engine)
+        return _limits(engine.ledger, f, args)
     rep = build(engine.store, args.view, f, token_limit=args.token_limit)
     report_skips(engine)
     if args.json:
         sys.stdout.write(report_render.to_json(rep, args.breakdown))
     elif args.csv:
-        sys.stdout.write(report_render.to_csv(rep, args.breakdown))
+        sys.stdout.write(report_render.to_csv(rep, args.breakdown, terminal=sys.stdout.isatty()))
+    else:
+        console, fit = _console(rep, args.breakdown)
+        report_render.print_table(rep, console, breakdown=args.breakdown, fit=fit)
+    sys.stdout.flush()
+    return 0
+
+
+def _limits(ledger: Any, f: Filters, args: argparse.Namespace) -> int:
+    """`report limits`: every plan-window sample in the range, per window."""
+    from tokwatch.output import limits_render
+    from tokwatch.reports import limits
+    from tokwatch.reports.budgets import day_bounds
+
+    since = day_bounds(_noon(f.since), f.tz)[1] if f.since else None
+    until = day_bounds(_noon(f.until), f.tz)[2] if f.until else None
+    samples = limits.history(ledger, since, until, f.agents)
+    if args.json:
+        sys.stdout.write(limits_render.to_json(samples, limits.refused(ledger)))
+    elif args.csv:
+        sys.stdout.write(limits_render.to_csv(samples))
     else:
         from rich.console import Console
 
-        report_render.print_table(rep, Console(), args.breakdown)
+        limits_render.print_table(samples, limits.refused(ledger), f.tz, Console())
     sys.stdout.flush()
     return 0
+
+
+def _noon(d: date) -> float:
+    """A moment inside day `d` in any zone (for `day_bounds`)."""
+    from datetime import UTC, datetime
+
+    return datetime(d.year, d.month, d.day, 12, tzinfo=UTC).timestamp()

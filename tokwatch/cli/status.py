@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tokwatch.core.text import json_escape
 from tokwatch.reports.status import find_target, norm_dir, status_doc, status_text
 
 if TYPE_CHECKING:
@@ -33,14 +34,14 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     doc = status_doc(engine.store, find_target(engine, args.session, cwd), config, time.time(), tz)
     report_skips(engine)
     if args.json:
-        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        sys.stdout.write(json_escape(orjson.dumps(doc)) + "\n")
     else:
         sys.stdout.write(status_text(doc))
     return 0
 
 
 def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    s = sub.add_parser("status", help="one session's usage, context and budgets (for agents)")
+    s = sub.add_parser("status", description="one session's usage, context and budgets (for agents)")
     common(s)
     which = s.add_mutually_exclusive_group()
     which.add_argument("--session", help="session id (or a unique prefix)")
@@ -48,7 +49,9 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--tz", help="time zone for 'today' (default: local)")
 
-    line = sub.add_parser("statusline", help="one line for Claude Code's statusLine hook (JSON on stdin)")
+    line = sub.add_parser(
+        "statusline", description="one line for Claude Code's statusLine hook (JSON on stdin)"
+    )
     line.add_argument("paths", nargs="*", type=Path, help="Claude log folders (default: Claude's homes)")
     line.add_argument("--config", type=Path)
     line.add_argument("--no-cache", action="store_true")

@@ -8,7 +8,9 @@ survives them. It holds:
 * `sessions`: each session's folded state (totals, per-model sums, gauge, sparkline), kept current
   in the same transaction as its turns, so a start shows history without replaying any turn;
 * `files`: each log file's cursor (identity, offset, fingerprints, parser state) and the sessions
-  it produced turns for.
+  it produced turns for;
+* `limit_samples` and `compactions` (schema 2): plan-window readings and compaction boundaries,
+  history added with the turns of the same batch (`core/ledger_obs.py`).
 
 Guarantees (docs/robustness.md):
 
@@ -29,8 +31,8 @@ version i to i + 1, so every earlier version upgrades in order.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import math
 import os
 import secrets
 import sqlite3
@@ -43,11 +45,19 @@ from pathlib import Path
 
 import orjson
 
-from tokwatch.core.models import MAX_TS, MIN_TS, Session, Turn
+from tokwatch.core.models import MAX_TS, MIN_TS, Session, Turn, bad_turn
+from tokwatch.fsio import safe_text
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "ledger.db"
+#: meta key: since when (unix seconds) the ledger's sums have only grown. Set by the first reader
+#: that needs it (the telemetry's counters start there); a re-pricing that lowers a cost moves it
+#: to that moment, so an exporter can tell its consumers that the counters restarted.
+SUMS_SINCE = "sums_since"
+#: meta key: the sums of the turns `prune` forgot, per (agent, model, project): a JSON object
+#: "agent\x1fmodel\x1fproject" -> Tokens row. Totals that count everything ever billed add them.
+PRUNED_SUMS = "pruned_sums"
 BUSY_TIMEOUT_MS = 30_000
 MAX_TOKENS = 10**12  # per field of one turn: what a normalizer accepts (`agents.base.MAX_COUNT`)
 _I64 = 1 << 63
@@ -103,7 +113,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY(agent, key)
     ) STRICT, WITHOUT ROWID;
     CREATE TABLE files(
-        path TEXT PRIMARY KEY,
+        path BLOB PRIMARY KEY,
         agent TEXT NOT NULL,
         dev INTEGER NOT NULL,
         ino INTEGER NOT NULL,
@@ -118,6 +128,36 @@ MIGRATIONS: tuple[str, ...] = (
         turns INTEGER NOT NULL,
         updated REAL NOT NULL
     ) STRICT;
+    """,
+    # 1 -> 2: what logs say besides billed turns (core/observations.py, core/ledger_obs.py)
+    f"""
+    CREATE TABLE limit_samples(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        source TEXT NOT NULL,
+        limit_id TEXT NOT NULL,
+        window_minutes INTEGER NOT NULL CHECK(window_minutes BETWEEN 1 AND 5270400),
+        used_percent REAL NOT NULL CHECK(used_percent BETWEEN 0 AND 1000),
+        resets_at REAL CHECK(resets_at IS NULL OR resets_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        observed_at REAL NOT NULL CHECK(observed_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        plan_type TEXT NOT NULL DEFAULT '',
+        session_id TEXT NOT NULL DEFAULT '',
+        writer INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(agent, source, limit_id, window_minutes, observed_at)
+    ) STRICT;
+    CREATE INDEX limit_samples_window ON limit_samples(agent, limit_id, window_minutes, observed_at);
+    CREATE INDEX limit_samples_time ON limit_samples(observed_at);
+    CREATE TABLE compactions(
+        agent TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ts REAL NOT NULL CHECK(ts = 0 OR ts BETWEEN {MIN_TS} AND {MAX_TS}),
+        trigger TEXT NOT NULL DEFAULT '',
+        pre_tokens INTEGER CHECK(pre_tokens IS NULL OR pre_tokens BETWEEN 0 AND {MAX_TOKENS}),
+        post_tokens INTEGER CHECK(post_tokens IS NULL OR post_tokens BETWEEN 0 AND {MAX_TOKENS}),
+        PRIMARY KEY(agent, session_id, key)
+    ) STRICT, WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -172,7 +212,7 @@ class FileRecord:
 
     def row(self) -> tuple[object, ...]:
         return (
-            self.path,
+            os.fsencode(self.path),  # (a path's bytes: a folder name need not be UTF-8)
             self.agent,
             self.dev,
             _i64(self.ino),
@@ -182,8 +222,10 @@ class FileRecord:
             self.fingerprint,
             self.fp_len,
             self.tail,
-            orjson.dumps(self.state).decode(),
-            orjson.dumps(sorted(self.sessions)).decode(),
+            json.dumps(
+                self.state, ensure_ascii=True
+            ),  # (keeps file-name bytes as \udcxx escapes, which orjson refuses)
+            orjson.dumps(sorted(safe_text(x) for x in self.sessions)).decode(),
             self.turns,
             time.time(),
         )
@@ -192,7 +234,7 @@ class FileRecord:
     def from_row(cls, r: Sequence[object]) -> FileRecord:
         """Raises on anything malformed (the caller skips the record: the file is read again)."""
         path, agent, dev, ino, size, mtime_ns, offset, fp, fp_len, tail, state, sessions, turns = r[:13]
-        st = orjson.loads(state)  # type: ignore[arg-type]
+        st = json.loads(state)  # type: ignore[arg-type]
         sids = orjson.loads(sessions)  # type: ignore[arg-type]
         if (
             not isinstance(st, dict)
@@ -203,7 +245,7 @@ class FileRecord:
         if not (isinstance(fp, bytes) and isinstance(tail, bytes) and 0 <= int(offset) <= int(size)):  # type: ignore[call-overload]
             raise ValueError("malformed file record")
         return cls(
-            str(path),
+            os.fsdecode(path) if isinstance(path, bytes) else str(path),
             str(agent),
             int(dev),  # type: ignore[call-overload]
             _u64(int(ino)),  # type: ignore[call-overload]
@@ -255,35 +297,33 @@ def turn_row(t: Turn, cost: int | None, session: int, writer: int) -> tuple[obje
 def turn_from_row(agent: str, session_id: str, r: Sequence[object]) -> tuple[Turn, int | None]:
     """(turn, cost) from a `TURN_COLUMNS` row; raises on values a log line could not have given."""
     (tid, model, ts, i, cr, cw, cw1h, o, rs, ctx, win, flags, project, agent_cost, cost, dedup) = r
-    nums = (i, cr, cw, cw1h, o, rs, ctx, win)
-    if not all(type(n) is int and 0 <= n <= MAX_TOKENS for n in nums):
-        raise ValueError("turn with a bad count")
-    if not isinstance(ts, float | int) or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
-        raise ValueError("turn with a bad time")
     if cost is not None and type(cost) is not int:
         raise ValueError("turn with a bad cost")
-    if agent_cost is not None and not (isinstance(agent_cost, float) and math.isfinite(agent_cost)):
-        agent_cost = None
+    if type(flags) is not int:
+        raise ValueError("turn with bad flags")
     t = Turn(
         agent=agent,
         session_id=session_id,
-        turn_id=str(tid),
-        model=str(model),
-        timestamp=float(ts),
+        turn_id=tid,  # type: ignore[arg-type]
+        model=model,  # type: ignore[arg-type]
+        timestamp=float(ts) if type(ts) is int else ts,  # type: ignore[arg-type]
         input=i,  # type: ignore[arg-type]
         cache_read=cr,  # type: ignore[arg-type]
         cache_write=cw,  # type: ignore[arg-type]
         cache_write_1h=cw1h,  # type: ignore[arg-type]
         output=o,  # type: ignore[arg-type]
         reasoning=rs,  # type: ignore[arg-type]
-        project=str(project),
-        sidechain=bool(int(flags) & FLAG_SIDECHAIN),  # type: ignore[call-overload]
+        project=project,  # type: ignore[arg-type]
+        sidechain=bool(flags & FLAG_SIDECHAIN),
         context_window=win,  # type: ignore[arg-type]
-        merge_max=bool(int(flags) & FLAG_MERGE_MAX),  # type: ignore[call-overload]
+        merge_max=bool(flags & FLAG_MERGE_MAX),
         context_tokens=ctx,  # type: ignore[arg-type]
         cost_usd=agent_cost,  # type: ignore[arg-type]
-        dedup_key=str(dedup),
+        dedup_key=dedup,  # type: ignore[arg-type]
     )
+    why = bad_turn(t)
+    if why is not None:
+        raise ValueError(f"turn with {why}")
     return t, cost  # type: ignore[return-value]
 
 
@@ -330,6 +370,11 @@ class Ledger:
         self.opened = Opened(path)
         self._db: sqlite3.Connection | None = None
         self._depth = 0
+        self._owner = 0  # the thread inside a write transaction
+        #: read connections: readers on other threads (views, reports) never wait for the writer
+        self._readers: list[sqlite3.Connection] = []
+        #: an in-memory ledger is a named shared-cache database, so readers can see it
+        self._memory_uri = f"file:tokwatch-ledger-{self.writer}?mode=memory&cache=shared"
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -339,30 +384,6 @@ class Ledger:
     @classmethod
     def memory(cls) -> Ledger:
         return cls(None)
-
-    @classmethod
-    def reader(cls, path: Path) -> Ledger:
-        """A second, read-only connection to an existing database, for views that query history
-        on their own thread: WAL lets it read while the engine writes, neither waiting for the
-        other. It never creates, migrates or recovers anything (that is the writer's job)."""
-        led = cls(path)
-        db = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-            check_same_thread=False,
-        )  # fmt: skip
-        try:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA query_only=1")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-        except BaseException:
-            db.close()
-            raise
-        if version != SCHEMA_VERSION:
-            db.close()
-            raise LedgerError(f"the ledger {path} has schema {version}, not {SCHEMA_VERSION}")
-        db.create_function("lower_text", 1, _lower, deterministic=True)
-        led._db = db
-        return led
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -377,7 +398,7 @@ class Ledger:
             if self._db is not None:
                 return self.opened
             if self.path is None:
-                self._db = self._connect(":memory:")
+                self._db = self._connect(self._memory_uri)
                 self._migrate(self._db)
                 return self.opened
             try:
@@ -418,11 +439,12 @@ class Ledger:
         return db
 
     def _connect(self, target: str) -> sqlite3.Connection:
+        memory = target == self._memory_uri
         db = sqlite3.connect(
-            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False, uri=memory
         )
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if target != ":memory:":
+        if not memory:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("ledger: journal mode is %s, not WAL", mode)
@@ -491,6 +513,13 @@ class Ledger:
         saved = 0
         bad = 0
         try:
+            regular = stat.S_ISREG(os.stat(old).st_mode)
+        except OSError:
+            regular = False
+        if not regular:  # a FIFO or device: opening it would block
+            self.opened.lost = "it was not a regular file"
+            return
+        try:
             src = sqlite3.connect(f"file:{old}?mode=ro", uri=True, timeout=1)
         except sqlite3.Error as e:
             self.opened.lost = f"nothing could be read from it ({e})"
@@ -535,6 +564,10 @@ class Ledger:
 
     def close(self) -> None:
         with self.lock:
+            for r in self._readers:
+                with contextlib.suppress(sqlite3.Error):
+                    r.close()
+            self._readers.clear()
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.close()
@@ -555,37 +588,64 @@ class Ledger:
                     self._depth -= 1
                 return
             db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield db
             except BaseException:
-                self._depth = 0
+                self._depth = self._owner = 0
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 raise
-            self._depth = 0
+            self._depth = self._owner = 0
             db.execute("COMMIT")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read (one snapshot for several queries)."""
+        """A consistent read (one snapshot for several queries) on a connection of its own: a
+        report or a view's query never waits for the writer, nor the writer for it (WAL). Inside
+        this thread's own write transaction, that transaction's connection (it sees its writes)."""
+        if self._depth and self._owner == threading.get_ident():
+            yield self.db
+            return
+        self.open()
         with self.lock:
-            db = self.db
-            if self._depth:
-                yield db
-                return
+            db = self._readers.pop() if self._readers else self._reader()
+        try:
             db.execute("BEGIN")
             try:
                 yield db
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("COMMIT")
+        finally:
+            with self.lock:
+                if self._db is not None and len(self._readers) < 4:
+                    self._readers.append(db)
+                else:
+                    db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        if self.path is None:
+            db = self._connect(self._memory_uri)
+            db.execute("PRAGMA read_uncommitted=1")  # shared cache: never blocked by the writer's table locks
+        else:
+            db = self._connect(str(self.path))
+            db.execute("PRAGMA query_only=1")
+        return db
 
     # ---------------------------------------------------------------- meta
     def meta(self, key: str) -> str | None:
-        with self.lock:
-            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        with self.reading() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def data_mark(self) -> tuple[int, int]:
+        """A value that changes whenever anything was committed, by this process or another
+        (SQLite's data_version, and this connection's own count of changed rows): a reader
+        can skip summing again while it stays the same."""
+        with self.lock:
+            db = self.db
+            return int(db.execute("PRAGMA data_version").fetchone()[0]), db.total_changes
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
@@ -599,8 +659,8 @@ class Ledger:
         """Every file's cursor, and how many records were unreadable (those files are read again)."""
         out: dict[str, FileRecord] = {}
         bad = 0
-        with self.lock:
-            rows = self.db.execute(
+        with self.reading() as db:
+            rows = db.execute(
                 "SELECT path, agent, dev, ino, size, mtime_ns, offset, fingerprint, fp_len, tail, state,"
                 " sessions, turns FROM files"
             ).fetchall()
@@ -622,15 +682,13 @@ class Ledger:
     # ---------------------------------------------------------------- sessions
     def session_rows(self, keys: Iterable[tuple[str, str]] | None = None) -> list[SessionRow]:
         """Session rows (all, or those named), with their folded state (None: to be folded again)."""
-        with self.lock:
+        with self.reading() as db:
             if keys is None:
-                rows = self.db.execute(
-                    "SELECT id, agent, session_id, version, state FROM sessions"
-                ).fetchall()
+                rows = db.execute("SELECT id, agent, session_id, version, state FROM sessions").fetchall()
             else:
                 rows = []
                 for agent, sid in keys:
-                    r = self.db.execute(
+                    r = db.execute(
                         "SELECT id, agent, session_id, version, state FROM sessions WHERE agent=? AND session_id=?",
                         (agent, sid),
                     ).fetchone()
@@ -642,8 +700,8 @@ class Ledger:
         self, session: int, agent: str, session_id: str
     ) -> tuple[list[tuple[Turn, int | None]], int]:
         """A session's turns in time order (with their costs), and how many rows were unreadable."""
-        with self.lock:
-            rows = self.db.execute(
+        with self.reading() as db:
+            rows = db.execute(
                 f"SELECT {TURN_COLUMNS} FROM turns WHERE session=? ORDER BY ts, turn_id", (session,)
             ).fetchall()
         out = []
@@ -656,8 +714,8 @@ class Ledger:
         return out, bad
 
     def count_turns(self) -> int:
-        with self.lock:
-            return int(self.db.execute("SELECT count(*) FROM turns").fetchone()[0])
+        with self.reading() as db:
+            return int(db.execute("SELECT count(*) FROM turns").fetchone()[0])
 
 
 INSERT_TURN = (

@@ -8,8 +8,10 @@ what `export` writes): this module stays free of pydantic so a backfill worker s
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+
+from tokwatch.fsio import safe_text
 
 
 @dataclass(slots=True)
@@ -49,6 +51,17 @@ class Turn:
     @property
     def context(self) -> int:
         return self.context_tokens or self.input + self.cache_read + self.cache_write
+
+    @property
+    def kind(self) -> str:
+        """What the turn stands for, read from its id's prefix (`STEP_MARK`, `SUM_MARK`): "step",
+        "aggregate", or "" for one request. Views label the first two."""
+        tid = self.turn_id
+        if tid.startswith(STEP_MARK):
+            return "step"
+        if tid.startswith(SUM_MARK):
+            return "aggregate"
+        return ""
 
     @property
     def total(self) -> int:
@@ -106,6 +119,24 @@ class Turn:
     def from_row(cls, row: list[object]) -> Turn:
         return cls(*row)  # type: ignore[arg-type]
 
+    def storable(self) -> Turn:
+        """This turn with texts that came from undecodable file names made valid Unicode
+        (`fsio.safe_text`): SQLite and JSON refuse lone surrogates."""
+        if (
+            self.session_id.isascii()
+            and self.turn_id.isascii()
+            and self.project.isascii()
+            and self.model.isascii()
+        ):
+            return self
+        return replace(
+            self,
+            session_id=safe_text(self.session_id),
+            turn_id=safe_text(self.turn_id),
+            project=safe_text(self.project),
+            model=safe_text(self.model),
+        )
+
     def same_numbers(self, other: Turn) -> bool:
         return (
             self.input == other.input
@@ -122,10 +153,38 @@ class Turn:
 
 TURN_FIELDS = tuple(Turn.__dataclass_fields__)
 
+#: A turn_id starting with this is an OBSERVED STEP, not one request: what an agent's running
+#: totals grew by between two reads (agents that keep only per-session totals: Goose before
+#: schema 15, Hermes, Droid). Its turn count is a count of observations.
+STEP_MARK = "step@"
+#: A turn_id starting with this is an AGGREGATE the agent itself recorded for several requests
+#: (Cline's deleted requests and subagent batches, Goose's usage from before its ledger).
+SUM_MARK = "sum@"
+
 #: The times every view can show in any time zone (1970-01-01 to 9999-12-29, UTC): a normalizer
 #: treats a time outside them as unknown (0.0), so no view ever meets a year it cannot represent.
 MIN_TS = 1.0
 MAX_TS = 253402128000.0
+
+#: The largest count of one token kind in one turn a normalizer accepts (`agents.base.MAX_COUNT`).
+MAX_COUNT = 10**12
+
+
+def bad_turn(t: Turn) -> str | None:
+    """Why `t` could not have come from a log line (what the ledger, an old cache or a dump hands
+    back is checked like a line: a damaged record is skipped, never believed), or None."""
+    nums = (t.input, t.cache_read, t.cache_write, t.cache_write_1h, t.output, t.reasoning, t.context_tokens,
+            t.context_window)  # fmt: skip
+    if not all(type(n) is int and 0 <= n < MAX_COUNT for n in nums):
+        return "a bad count"
+    ts = t.timestamp
+    if type(ts) is not float or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
+        return "a bad time"
+    if not all(type(v) is str for v in (t.agent, t.session_id, t.turn_id, t.model, t.project, t.dedup_key)):
+        return "a bad text"
+    if t.cost_usd is not None and type(t.cost_usd) is not float:
+        return "a bad cost"  # (an absurd but numeric agent cost is the pricer's to ignore)
+    return None
 
 
 def json_int(v: int) -> int | str:
@@ -269,6 +328,8 @@ class Session:
     recent_cost: list[int | None] = field(default_factory=list)
     #: True when every log file of the session is gone (agent cleanup); totals come from the cache.
     archived: bool = False
+    #: True when `context_window` is the agent's default, not logged nor configured (`~272k`).
+    context_window_assumed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -295,13 +356,14 @@ class Session:
             self.recent_ts,
             [c if c is None else json_int(c) for c in self.recent_cost],
             self.archived,
+            self.context_window_assumed,
         ]
 
     @classmethod
     def from_row(cls, row: list[object]) -> Session:
         """Raises (TypeError, ValueError, ...) on anything malformed: the caller drops the snapshot."""
         (agent, sid, project, first, last, totals, by_model, last_turn, last_cost, used, used_ts, window,
-         max_ctx, ctx_model, recent, recent_ts, recent_cost, archived) = row  # fmt: skip
+         max_ctx, ctx_model, recent, recent_ts, recent_cost, archived, *more) = row  # fmt: skip
         if not (isinstance(by_model, dict) and isinstance(recent, list) and isinstance(recent_ts, list)):
             raise TypeError("malformed session row")
         if not isinstance(recent_cost, list) or not isinstance(last_turn, list | None):
@@ -325,6 +387,7 @@ class Session:
             recent_ts=[float(x) for x in recent_ts],
             recent_cost=[None if c is None else int(c) for c in recent_cost],
             archived=bool(archived),
+            context_window_assumed=bool(more[0]) if more else False,
         )
 
     @property

@@ -253,13 +253,22 @@ class Pricer:
 
     def context_window(self, agent: str, model: str, logged: int, max_prompt: int) -> int:
         """Config override, else what the log said, else the agent's rule (e.g. Claude's 1M)."""
+        return self.window(agent, model, logged, max_prompt)[0]
+
+    def window(self, agent: str, model: str, logged: int, max_prompt: int) -> tuple[int, bool]:
+        """The context window and whether it is only assumed: the agent's default where neither
+        the log nor the config says (e.g. Codex's 272k when `model_context_window` is null).
+        0 is unknown."""
         override = self._windows.get(normalize_model(model))
         if override:
-            return override
+            return override, False
         if logged:
-            return logged
+            return logged, False
         rules = self._agents(agent)
-        return rules.context_window(model, max_prompt) if rules is not None else 0
+        if rules is None:
+            return 0, False
+        window = rules.context_window(model, max_prompt)
+        return window, bool(window) and bool(getattr(rules, "window_assumed", False))
 
 
 def _rates(v: object) -> Rates:

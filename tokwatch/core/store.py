@@ -11,6 +11,9 @@ in ONE transaction. Only then does it swap the new session objects in: a reader 
 `lock`) never sees half a batch, and a failed transaction leaves memory as it was. Another process
 may have written to the same sessions meanwhile: their `version` in the ledger tells, and such a
 session is read back from the ledger before the batch is folded into it.
+
+The batch's observations (`core/observations.py`: limit samples, compactions, context sizes that
+are not requests) are recorded in the same transaction (`core/ledger_obs.py`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 
+from tokwatch.core import ledger_obs
 from tokwatch.core.ledger import (
     INSERT_TURN,
+    PRUNED_SUMS,
+    SUMS_SINCE,
     TURN_COLUMNS,
     UPSERT_TURN,
     FileRecord,
@@ -35,6 +42,7 @@ from tokwatch.core.ledger import (
     turn_row,
 )
 from tokwatch.core.models import Session, Tokens, Turn, add_turn
+from tokwatch.core.observations import Compaction, ContextSize, LimitSample, Observation, Refused
 from tokwatch.core.pricing import Pricer
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,7 @@ class TurnChange:
     project: str
     context_used: int
     context_window: int
+    context_window_assumed: bool
 
 
 @dataclass(slots=True)
@@ -65,13 +74,19 @@ class Changes:
 
     turns: list[TurnChange] = field(default_factory=list)
     sessions: dict[SessionKey, Session] = field(default_factory=dict)
+    #: limit samples new to the ledger (this batch's, or another process's: `foreign_limits`)
+    limits: list[LimitSample] = field(default_factory=list)
+    #: sessions with a compaction new to the ledger
+    compactions: set[SessionKey] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.sessions)
+        return bool(self.sessions or self.limits or self.compactions)
 
     def merge(self, other: Changes) -> None:
         self.turns.extend(other.turns)
         self.sessions.update(other.sessions)
+        self.limits.extend(other.limits)
+        self.compactions.update(other.compactions)
 
 
 @dataclass(slots=True)
@@ -100,6 +115,8 @@ class Store:
         #: True when the views show every session of the ledger; False when they show only the
         #: sessions of some paths (those loaded and those read since): see `scope_ids`.
         self.everything = True
+        #: the last limit-sample row `foreign_limits` looked at (None: not yet read)
+        self._limit_mark: int | None = None
 
     @property
     def pricer(self) -> Pricer:
@@ -111,6 +128,9 @@ class Store:
     def load(self, keys: Iterable[SessionKey] | None = None) -> None:
         """Show sessions as the ledger holds them (all, or those named): no turn is replayed,
         except for a session whose folded state is missing or damaged."""
+        if self._limit_mark is None:
+            with self.ledger.lock:
+                self._limit_mark = ledger_obs.last_sample_id(self.ledger.db)
         rows = self.ledger.session_rows(None if keys is None else list(keys))
         refold: list[SessionRow] = []
         loaded: dict[SessionKey, Session] = {}
@@ -153,6 +173,7 @@ class Store:
         fold the sessions again; how many turns changed cost."""
         pricer = self.pricer
         changed = 0
+        lowered = False
         with self.ledger.transaction() as db:
             for sid, agent, session_id in db.execute("SELECT id, agent, session_id FROM sessions").fetchall():
                 rows = db.execute(f"SELECT {TURN_COLUMNS} FROM turns WHERE session=?", (sid,)).fetchall()
@@ -165,15 +186,19 @@ class Store:
                     new = pricer.cost_pico(t)
                     if new != cost:
                         updates.append((new, sid, t.turn_id))
+                        lowered = lowered or (cost is not None and (new is None or new < cost))
                 if updates:
                     db.executemany("UPDATE turns SET cost=? WHERE session=? AND turn_id=?", updates)
                     changed += len(updates)
+            if lowered:  # the cost sums went down: counters read from them restart now
+                self.ledger.set_meta(SUMS_SINCE, repr(time.time()))
             self.refold()
         return changed
 
     def prune(self, before: float) -> tuple[int, int]:
-        """Forget turns older than `before` (unix seconds; undated turns stay): the only way rows
-        ever leave the ledger. Returns (turns removed, sessions left without turns and removed)."""
+        """Forget turns (and limit samples and compaction marks) older than `before` (unix seconds;
+        undated turns stay): the only way rows ever leave the ledger. Returns (turns removed,
+        sessions left without turns and removed)."""
         with self.ledger.transaction() as db:
             affected = [
                 (int(i), str(a), str(sid))
@@ -183,7 +208,11 @@ class Store:
                     (before,),
                 )
             ]
+            self._keep_pruned_sums(db, before)
             removed = db.execute("DELETE FROM turns WHERE ts > 0 AND ts < ?", (before,)).rowcount
+            # what logs said besides turns goes with them (limit history, compaction marks)
+            db.execute("DELETE FROM limit_samples WHERE observed_at < ?", (before,))
+            db.execute("DELETE FROM compactions WHERE ts > 0 AND ts < ?", (before,))
             db.execute(
                 "DELETE FROM claims WHERE NOT EXISTS (SELECT 1 FROM turns t JOIN sessions s ON s.id = t.session"
                 " WHERE s.agent = claims.agent AND s.session_id = claims.session_key AND t.turn_id = claims.turn_id)"
@@ -203,20 +232,52 @@ class Store:
                 self.refold(keep)
         return removed, emptied
 
+    def _keep_pruned_sums(self, db: object, before: float) -> None:
+        """Add the sums of the turns about to be pruned to `PRUNED_SUMS`: counters of everything
+        ever billed (the telemetry's) never go down because old rows were forgotten."""
+        rows = db.execute(  # type: ignore[attr-defined]
+            "SELECT s.agent, t.model, s.project, count(*), sum(t.input), sum(t.cache_read),"
+            " sum(t.cache_write), sum(t.output), sum(t.reasoning), sum(t.cost), count(*) - count(t.cost)"
+            " FROM turns t JOIN sessions s ON s.id = t.session WHERE t.ts > 0 AND t.ts < ? GROUP BY 1, 2, 3",
+            (before,),
+        ).fetchall()
+        if not rows:
+            return
+        kept = pruned_sums(self.ledger)
+        for agent, model, project, n, i, cr, cw, o, rs, cost, unpriced in rows:
+            t = kept.setdefault((str(agent), str(model), str(project)), Tokens())
+            t.turns += int(n)
+            t.input += int(i)
+            t.cache_read += int(cr)
+            t.cache_write += int(cw)
+            t.output += int(o)
+            t.reasoning += int(rs)
+            t.cost_pico += int(cost or 0)
+            t.unpriced_turns += int(unpriced)
+        blob = {"\x1f".join(k): t.to_row() for k, t in kept.items()}
+        self.ledger.set_meta(PRUNED_SUMS, orjson.dumps(blob).decode())
+
     # ---------------------------------------------------------------- writing
     def apply(
-        self, turns: Iterable[Turn], files: Sequence[FileRecord] = (), *, report: bool = True
+        self,
+        turns: Iterable[Turn],
+        files: Sequence[FileRecord] = (),
+        observations: Sequence[Observation] = (),
+        *,
+        report: bool = True,
     ) -> Changes:
-        """Record a batch (and the cursors it was read up to) in one transaction; what changed.
+        """Record a batch (its turns, what was observed besides them, and the cursors it was read
+        up to) in one transaction; what changed.
 
         `report=False` (a backfill: nobody prints its turns one by one) leaves `Changes.turns` empty."""
         merged: dict[tuple[str, str, str], Turn] = {}  # (in first-seen order)
         for t in turns:
+            t = t.storable()
             k = (t.agent, t.session_id, t.turn_id)
             old = merged.get(k)
             merged[k] = old.merged(t) if old is not None else t
         changes = Changes()
-        if not merged and not files:
+        if not merged and not files and not observations:
             return changes
         by_session: dict[SessionKey, list[Turn]] = {}
         for t in merged.values():
@@ -263,6 +324,8 @@ class Store:
                     done[key] = w
                 elif touched:
                     done[key] = w
+            if observations:
+                self._observe(db, observations, changes, done)
             if files:
                 self.ledger.put_files(files)
         with self.lock:
@@ -274,6 +337,50 @@ class Store:
             order = {k: i for i, k in enumerate(merged)}
             changes.turns.sort(key=lambda c: order[(c.turn.agent, c.turn.session_id, c.turn.turn_id)])
         return changes
+
+    def _observe(
+        self, db: object, observations: Sequence[Observation], changes: Changes, done: dict[SessionKey, _Work]
+    ) -> None:
+        """Record a batch's observations (inside its transaction): samples and compactions are
+        added (new ones reported in `changes`); a context size moves its session's gauge when it
+        is newer than the gauge's figure; refused values are counted."""
+        samples = [o for o in observations if isinstance(o, LimitSample)]
+        compactions = [o for o in observations if isinstance(o, Compaction)]
+        refused = sum(1 for o in observations if isinstance(o, Refused))
+        sizes: dict[SessionKey, ContextSize] = {}
+        for o in observations:
+            if isinstance(o, ContextSize):
+                k = (o.agent, o.session_id)
+                if k not in sizes or o.timestamp >= sizes[k].timestamp:
+                    sizes[k] = o
+        conn = db  # (a sqlite3.Connection; typed loosely like the helpers above)
+        changes.limits += ledger_obs.insert_samples(conn, samples, self.ledger.writer)  # type: ignore[arg-type]
+        changes.compactions.update(
+            (c.agent, c.session_id)
+            for c in ledger_obs.insert_compactions(conn, compactions)  # type: ignore[arg-type]
+        )
+        ledger_obs.add_refused(conn, refused)  # type: ignore[arg-type]
+        for key, size in sizes.items():
+            w = done.get(key)
+            if w is None:
+                exists = conn.execute(  # type: ignore[attr-defined]
+                    "SELECT 1 FROM sessions WHERE agent=? AND session_id=?", key
+                ).fetchone()
+                if exists is None:
+                    continue  # no turn yet: nothing shows a gauge for it
+                w = self._work(db, key)
+            s = w.session
+            if size.timestamp < s.context_ts:
+                continue  # a request after it already moved the gauge
+            s.context_used = size.tokens
+            s.context_ts = size.timestamp
+            if size.window:
+                s.context_window = self.pricer.context_window(
+                    s.agent, s.context_model, size.window, s.max_context
+                )
+            self._save(db, w.id, s)
+            w.version += 1
+            done[key] = w
 
     def _unclaimed(self, db: object, key: SessionKey, batch: list[Turn]) -> list[Turn]:
         """Drop the copies of requests another session already counts (`Turn.dedup_key`)."""
@@ -365,18 +472,20 @@ class Store:
                     del s.recent[0], s.recent_ts[0], s.recent_cost[0]
             s.last_turn = t
             s.last_cost = cost
-        if not t.sidechain:
+        if not t.sidechain and t.context > 0:  # (a turn with no prompt size never moves the gauge)
             if t.context > s.max_context:
                 s.max_context = t.context
             if ts >= s.context_ts:
                 s.context_ts = ts
                 s.context_used = t.context
                 s.context_model = t.model
-            s.context_window = self.pricer.context_window(
+            s.context_window, s.context_window_assumed = self.pricer.window(
                 s.agent, s.context_model, t.context_window, s.max_context
             )
         elif not s.context_window:
-            s.context_window = self.pricer.context_window(s.agent, t.model, t.context_window, 0)
+            s.context_window, s.context_window_assumed = self.pricer.window(
+                s.agent, t.model, t.context_window, 0
+            )
 
     def mark_archived(self, live: set[SessionKey]) -> dict[SessionKey, Session]:
         """Sessions without a log among the followed files are archived: shown, still counted.
@@ -408,6 +517,17 @@ class Store:
         self.bad_rows += bad
         return turns
 
+    def foreign_limits(self) -> list[LimitSample]:
+        """Limit samples another process recorded since the last look (`tokwatch statusline`
+        records Claude's plan windows straight into the ledger)."""
+        with self.ledger.lock:
+            db = self.ledger.db
+            if self._limit_mark is None:
+                self._limit_mark = ledger_obs.last_sample_id(db)
+                return []
+            out, self._limit_mark = ledger_obs.samples_after(db, self._limit_mark, self.ledger.writer)
+        return out
+
     def scope_ids(self) -> tuple[int, ...] | None:
         """The ledger ids of the sessions the views show, or None for all of them (for queries)."""
         if self.everything:
@@ -420,12 +540,31 @@ class Store:
             return Tokens.sum(s.totals for s in self.sessions.values())
 
 
+def pruned_sums(ledger: Ledger) -> dict[tuple[str, str, str], Tokens]:
+    """What `prune` forgot, per (agent, model, project); empty when nothing was pruned (or the
+    record is unreadable, which is logged)."""
+    raw = ledger.meta(PRUNED_SUMS)
+    if not raw:
+        return {}
+    out: dict[tuple[str, str, str], Tokens] = {}
+    try:
+        for key, row in orjson.loads(raw).items():
+            agent, model, project = str(key).split("\x1f")
+            out[(agent, model, project)] = Tokens.from_row(row)
+    except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as e:
+        log.warning("ledger: unreadable %s (%s)", PRUNED_SUMS, e)
+        return {}
+    return out
+
+
 def _turn_id(row: tuple[object, ...]) -> str:
     return row[1]  # type: ignore[return-value]
 
 
 def _change(t: Turn, cost: int | None, s: Session) -> TurnChange:
-    return TurnChange(t, cost, s.totals.copy(), s.project, s.context_used, s.context_window)
+    return TurnChange(
+        t, cost, s.totals.copy(), s.project, s.context_used, s.context_window, s.context_window_assumed
+    )
 
 
 def _copy(s: Session) -> Session:

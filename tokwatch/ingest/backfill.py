@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 
+from tokwatch.core import logs, observations
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
 from tokwatch.ingest.files import Followed, Skips, open_fresh, read
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 48 << 20  # below this, starting another process costs more than it saves
 PARALLEL_CHUNK_BYTES = 4 << 20
 
-#: (path, its record or None when no agent claims it, its turns as JSON rows, skipped lines)
-WorkerResult = tuple[str, FileRecord | None, bytes, int]
+#: (path, its record or None when no agent claims it, its turns as JSON rows, skipped lines,
+#: its observations as JSON rows)
+WorkerResult = tuple[str, FileRecord | None, bytes, int, bytes]
 #: What reading one file gave: the file followed (None: unclaimed or unreadable) and its turns.
 Taken = tuple[Path, int, Followed | None, list[Turn]]
 
@@ -66,12 +68,13 @@ def read_all(
             yield (path, size, *read_from_zero(path, skips))
         return
     try:
-        yield from _parallel(todo, skips, resume, n - 1)
+        yield from _parallel(todo, skips, resume, n - 1, on_error)
     except _PoolFailed as e:
         # The pool could not start (or broke): say so, and read what is left here.
-        log.warning("parallel backfill unavailable (%s): reading in one process", e.cause)
         if on_error is not None:
-            on_error(f"parallel reading unavailable ({e.cause}); reading in one process")
+            on_error(
+                f"Reading history in parallel failed ({logs.one_line(e.cause)}); reading it in one process instead"
+            )
         for path, size in todo:
             if path not in e.done:
                 yield (path, size, *read_from_zero(path, skips))
@@ -104,6 +107,7 @@ def _parallel(
     skips: Skips,
     resume: Callable[[Path, FileRecord], Followed | None],
     n: int,
+    on_error: Callable[[str], None] | None,
 ) -> Iterator[Taken]:
     import concurrent.futures
     import multiprocessing
@@ -122,11 +126,14 @@ def _parallel(
         try:
             results = fut.result()
         except Exception as e:  # a worker died: read its files here instead
-            log.warning("backfill worker failed (%s): reading its files here", e)
+            if on_error is not None:
+                on_error(
+                    f"A history reading process failed ({logs.one_line(e)}); its files were read in this one"
+                )
             yield from here(chunk)
             return
         sizes = dict(chunk)
-        for p_str, rec, rows, skipped in results:
+        for p_str, rec, rows, skipped, observed in results:
             path = Path(p_str)
             done.add(path)
             f = resume(path, rec) if rec is not None else None
@@ -136,14 +143,19 @@ def _parallel(
             f.skipped = skipped
             skips.set(path, skipped)
             turns = [Turn.from_row(r) for r in orjson.loads(rows)]
+            f.observed = [observations.from_row(r) for r in orjson.loads(observed)]
             more = read(f, skips)  # whatever was appended after the worker's read
             yield path, sizes[path], f, turns + (more or [])
 
     ctx = multiprocessing.get_context("spawn")  # safe beside the UI's threads, unlike fork
     try:
         _start_resource_tracker()
+        log_file = logs.current()
         pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            max_workers=n,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(os.getpid(), str(log_file) if log_file else None),
         )
         futures = [pool.submit(read_paths, [str(p) for p, _ in c]) for c in chunks]
     except Exception as e:  # e.g. no usable standard streams for the resource tracker
@@ -193,14 +205,21 @@ def _start_resource_tracker() -> None:
                 sys.stderr = saved
 
 
-def _worker_init(parent: int) -> None:
-    """A worker's standard streams are /dev/null (it never writes to the user's terminal), and
-    it ends itself when its parent is gone (killed mid-backfill: no orphan blocked on a pipe)."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+def _worker_init(parent: int, log_file: str | None) -> None:
+    """A worker never writes to the user's terminal (the dashboard draws there): its standard input
+    and output are /dev/null, its standard error the log file (else /dev/null). It ends itself when
+    its parent is gone (killed mid-backfill: no orphan blocked on a pipe)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    err = null
+    if log_file:
         with contextlib.suppress(OSError):
-            os.dup2(devnull, fd)
-    sys.stdin = sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the worker)
+            err = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for fd, target in ((0, null), (1, null), (2, err)):
+        with contextlib.suppress(OSError):
+            os.dup2(target, fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 (lives as long as the worker)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
     threading.Thread(target=_orphan_watch, args=(parent,), daemon=True, name="tokwatch-orphan-watch").start()
 
 
@@ -222,7 +241,8 @@ def read_paths(paths: list[str]) -> list[WorkerResult]:
         path = Path(p)
         f, turns = read_from_zero(path, skips)
         if f is None:
-            out.append((p, None, b"[]", 0))
+            out.append((p, None, b"[]", 0, b"[]"))
             continue
-        out.append((p, f.record(), orjson.dumps([t.to_row() for t in turns]), f.skipped))
+        obs = orjson.dumps([o.to_row() for o in f.take_observed()])
+        out.append((p, f.record(), orjson.dumps([t.storable().to_row() for t in turns]), f.skipped, obs))
     return out

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from tokwatch.agents import Agent, all_agents
-from tokwatch.core.tailer import open_regular
+from tokwatch.fsio import open_regular
 
 SNIFF_BYTES = 4096
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,9 @@ from pathlib import Path
 from tokwatch.agents import all_agents
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
+from tokwatch.core.observations import Observation
 from tokwatch.core.store import Changes, SessionKey, Store
+from tokwatch.fsio import stat_regular
 from tokwatch.ingest import backfill as bf
 from tokwatch.ingest import follow as fl
 from tokwatch.ingest.discover import default_roots, is_candidate, walk, walk_stat
@@ -70,9 +73,14 @@ class Engine:
         #: cursors the ledger holds for files not followed (yet): other roots, deleted logs
         self.records: dict[str, FileRecord] = {}
         self.archived_files = 0
+        #: files no agent claimed, with the (size, mtime) they had: not sniffed again until they change
+        self.unclaimed: dict[Path, tuple[int, int]] = {}
         self.watch_error = ""  # why OS file watching was replaced by polling, if it was
-        #: problems worth telling the user once (a damaged ledger moved aside, a fallback taken)
-        self.notices: list[str] = []
+        #: Problems worth telling the user once (a damaged ledger moved aside, a fallback taken),
+        #: each a one-line message; the details and tracebacks go to the log (`core.logs`).
+        self.problems: list[str] = []
+        #: Told (from the reading thread) of each problem as it happens: the dashboard shows it.
+        self.on_problem: Callable[[str], None] | None = None
 
     # ---------------------------------------------------------------- reading history
     def backfill(
@@ -94,15 +102,17 @@ class Engine:
 
     def _backfill(self, progress: Callable[[Progress], None] | None, workers: int | None) -> Changes:
         opened = self.ledger.open()
-        self.notices.extend(opened.messages())
+        for message in opened.messages():
+            self._problem(message)
         self._prices()
         if self.legacy_cache is not None:
             from tokwatch.ingest.legacy import import_cache
 
-            self.notices.extend(import_cache(self.store, self.legacy_cache))
+            for message in import_cache(self.store, self.legacy_cache):
+                self._problem(message)
         records, bad = self.ledger.file_records()
         if bad:
-            self.notices.append(
+            self._problem(
                 f"{bad} damaged file records in the ledger were discarded; those logs are read again"
             )
         self.records = records
@@ -128,11 +138,12 @@ class Engine:
 
         def take(path: Path, f: Followed | None, turns: list[Turn]) -> None:
             if f is None:
+                self._unclaimed(path)
                 return
             self.files[path] = f
             if f.dirty or turns:
                 f.dirty = False
-                pending.add(turns, f.record())
+                pending.add(turns, f.record(), f.take_observed())
                 if pending.full():
                     changes.merge(pending.flush(self.store))
 
@@ -150,7 +161,7 @@ class Engine:
             advance(st.st_size)
         if fresh:
             for path, size, f, turns in bf.read_all(
-                fresh, self.skips, self._resume_worker, workers, self._notice
+                fresh, self.skips, self._resume_worker, workers, self._problem
             ):
                 take(path, f, turns)
                 advance(size)
@@ -160,8 +171,15 @@ class Engine:
         self.ready.set()
         return changes
 
-    def _notice(self, text: str) -> None:
-        self.notices.append(text)
+    def _problem(self, message: str) -> None:
+        """Something failed and was worked around, or the user should know: said once, never
+        silently (the log gets the details)."""
+        log.warning(message, exc_info=sys.exc_info()[0] is not None)
+        if message in self.problems:
+            return
+        self.problems.append(message)
+        if self.on_problem is not None:
+            self.on_problem(message)
 
     def _resume_worker(self, path: Path, rec: FileRecord) -> Followed | None:
         return resume(path, rec)
@@ -221,7 +239,11 @@ class Engine:
         moved: list[Followed] = []
         known = len(self.files)
         dropped = False
+        ledger_changed = False
         for p in paths:
+            if p in self._ledger_files:
+                ledger_changed = True  # another process (`tokwatch statusline`) may have recorded limits
+                continue
             f = self.files.get(p)
             if f is not None:
                 got = read(f, self.skips)
@@ -247,13 +269,32 @@ class Engine:
                     if f.dirty:
                         moved.append(f)
         records = []
+        observed: list[Observation] = []
         for f in moved:
             f.dirty = False
             records.append(f.record())
-        changes = self.store.apply(turns, records) if turns or records else Changes()
+            observed += f.take_observed()
+        changes = self.store.apply(turns, records, observed) if turns or records else Changes()
         if dropped or len(self.files) != known:
             changes.merge(self._mark_archived())
+        if ledger_changed:
+            changes.merge(Changes(limits=self.store.foreign_limits()))
         return changes
+
+    @property
+    def _ledger_files(self) -> frozenset[Path]:
+        """The ledger's files: a change there that this process did not make is another tokwatch's."""
+        path = self.ledger.path
+        if path is None:
+            return frozenset()
+        path = path.absolute()
+        return frozenset({path, path.with_name(path.name + "-wal")})
+
+    def extra_folders(self) -> list[Path]:
+        """Folders to watch besides the logs' roots: the ledger's, where `tokwatch statusline`
+        records Claude's plan windows (a change there is read in `refresh`)."""
+        path = self.ledger.path
+        return [] if path is None else [path.absolute().parent]
 
     def _add(self, path: Path, moved: list[Followed]) -> list[Turn]:
         """Start following a new file if an agent claims it; its turns so far."""
@@ -263,13 +304,23 @@ class Engine:
         f = resume(path, rec) if rec is not None else None
         first = f is None
         if f is None:
-            f = open_fresh(path)
+            st = stat_regular(path)
+            if st is None or self.unclaimed.get(path) == (st.st_size, st.st_mtime_ns):
+                return []  # gone, or a file no agent claimed that has not changed since
+            f = open_fresh(path, st)
             if f is None:
+                self.unclaimed[path] = (st.st_size, st.st_mtime_ns)
                 return []
+            self.unclaimed.pop(path, None)
         self.files[path] = f
         turns = read(f, self.skips, first=first) or []
         moved.append(f)
         return turns
+
+    def _unclaimed(self, path: Path) -> None:
+        st = stat_regular(path)
+        if st is not None:
+            self.unclaimed[path] = (st.st_size, st.st_mtime_ns)
 
     def _companion(self, p: Path) -> Path | None:
         for agent in all_agents():
@@ -305,10 +356,12 @@ class _Pending:
     def __init__(self) -> None:
         self.turns: list[Turn] = []
         self.files: list[FileRecord] = []
+        self.observed: list[Observation] = []
 
-    def add(self, turns: list[Turn], rec: FileRecord) -> None:
+    def add(self, turns: list[Turn], rec: FileRecord, observed: list[Observation]) -> None:
         self.turns += turns
         self.files.append(rec)
+        self.observed += observed
 
     def full(self) -> bool:
         return len(self.turns) >= COMMIT_TURNS or len(self.files) >= COMMIT_FILES
@@ -316,6 +369,6 @@ class _Pending:
     def flush(self, store: Store) -> Changes:
         if not self.turns and not self.files:
             return Changes()
-        changes = store.apply(self.turns, self.files, report=False)
-        self.turns, self.files = [], []
+        changes = store.apply(self.turns, self.files, self.observed, report=False)
+        self.turns, self.files, self.observed = [], [], []
         return changes

@@ -17,6 +17,7 @@ from tokwatch.agents import get_agent
 from tokwatch.agents.base import Agent, LogParser
 from tokwatch.core.ledger import FileRecord
 from tokwatch.core.models import Turn
+from tokwatch.core.observations import Observation
 from tokwatch.core.tailer import Change, Cursor, open_cursor
 from tokwatch.ingest.discover import detect
 from tokwatch.ingest.select import misshapen, select_lines
@@ -39,6 +40,8 @@ class Followed:
     turns: int = 0
     #: The cursor (or parser state) moved since the ledger last recorded it.
     dirty: bool = False
+    #: What the parser observed besides turns (limit samples, compactions), not recorded yet.
+    observed: list[Observation] = field(default_factory=list)
 
     @property
     def parser(self) -> LogParser:
@@ -65,7 +68,13 @@ class Followed:
         for t in turns:
             self.sessions.add(t.session_id)
         self.turns += len(turns)
+        self.observed += self.parser.observations()
         return turns
+
+    def take_observed(self) -> list[Observation]:
+        """The observations read since the last call (recorded with the batch's turns)."""
+        out, self.observed = self.observed, []
+        return out
 
 
 def open_fresh(path: Path, st: os.stat_result | None = None) -> Followed | None:
@@ -86,10 +95,28 @@ def resume(path: Path, rec: FileRecord, st: os.stat_result | None = None) -> Fol
     A file whose size and mtime did not change is not even opened."""
     agent = get_agent(rec.agent)
     cursor = open_cursor(path, st)
-    if agent is None or cursor is None or (cursor.dev, cursor.ino) != (rec.dev, rec.ino):
+    if agent is None or cursor is None:
+        return None
+    if agent.is_document(path):
+        # A whole document is read whole on any change, and its parser state describes content,
+        # not bytes: it is carried even across a replacement (a new inode), so a parser that keeps
+        # what it counted there (running totals) never counts a total twice.
+        cursor.dev, cursor.ino, cursor.size, cursor.mtime_ns = rec.dev, rec.ino, rec.size, rec.mtime_ns
+        cursor.offset, cursor.fingerprint, cursor.fp_len, cursor.tail = (
+            rec.offset,
+            rec.fingerprint,
+            rec.fp_len,
+            rec.tail,
+        )
+        return Followed(
+            agent, cursor, None, True, _state=rec.state, sessions=set(rec.sessions), turns=rec.turns
+        )
+    if (cursor.dev, cursor.ino) != (rec.dev, rec.ino):
         return None
     if cursor.size < rec.offset:
         return None
+    if cursor.size == rec.size and cursor.mtime_ns != rec.mtime_ns:
+        return None  # the same size written again: rewritten in place (see `Cursor.check`)
     unchanged = (cursor.size, cursor.mtime_ns) == (rec.size, rec.mtime_ns)
     cursor.offset, cursor.fingerprint, cursor.fp_len, cursor.tail = (
         rec.offset,
@@ -146,9 +173,11 @@ def read(f: Followed, skips: Skips, first: bool = False) -> list[Turn] | None:
             f.skipped = 1
             skips.set(path, 1)
             return []
-        if f.skipped:
-            f.skipped = 0
-            skips.set(path, 0)
+        # (a document is read whole: its count is that of its malformed messages now)
+        bad = f.parser.skipped if turns is not None else 0
+        if f.skipped != bad:
+            f.skipped = bad
+            skips.set(path, bad)
         if turns is None:
             return None
         f.dirty = True

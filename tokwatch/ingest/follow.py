@@ -37,8 +37,9 @@ class _Callback(Exception):
 
 
 def watch_set(engine: Engine) -> list[Path]:
-    """Existing folders to watch: roots (or a file root's folder), and the folders holding the
-    targets of followed symlinks that point outside them; never single files."""
+    """Existing folders to watch: roots (or a file root's folder), the folders holding the
+    targets of followed symlinks that point outside them, and the engine's extra folders (the
+    ledger's); never single files."""
     out: list[Path] = []
     for r in engine.roots:
         target = r if r.is_dir() else (r.parent if r.is_file() else None)
@@ -48,6 +49,9 @@ def watch_set(engine: Engine) -> list[Path]:
         real = target.parent
         if real not in out and not any(real == w or w in real.parents for w in out):
             out.append(real)
+    for extra in engine.extra_folders():
+        if extra.is_dir() and extra not in out:
+            out.append(extra)
     return out
 
 
@@ -121,11 +125,14 @@ def follow(
                             targets = {t: link for link, t in symlinked.items()}
                             changed += [targets[p] for p in changed if p in targets]
                         rescan = now - last_rescan > RESCAN_SECONDS
+                        # What changed is handed out first; the safety rescan (every followed file
+                        # stat'ed, every root walked: a second on a big history) comes after, as
+                        # its own batch, so it never delays the turn that woke us.
+                        if changed:
+                            hand(engine.refresh(changed))
                         if rescan:
                             last_rescan = now
                             hand(engine.rescan())
-                        elif changed:
-                            hand(engine.refresh(changed))
                         if any(r.exists() for r in missing) or any(not w.exists() for w in watched):
                             break  # the set of folders to watch changed: restart the watcher
                         if (rescan or len(engine.files) != followed) and _links(engine) != symlinked:

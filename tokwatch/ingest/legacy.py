@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 
 from tokwatch.core.ledger import FileRecord
-from tokwatch.core.models import Turn
+from tokwatch.core.models import Turn, bad_turn
 from tokwatch.core.store import Store
-from tokwatch.core.tailer import open_regular
+from tokwatch.fsio import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -108,32 +108,10 @@ def import_cache(store: Store, cache_dir: Path) -> list[str]:
 
 def _valid(turns: list[Turn]) -> list[Turn]:
     """Turns with the types a log line gives (a damaged cache entry is skipped, not believed)."""
-    from tokwatch.core.models import MAX_TS, MIN_TS
-
-    out = []
     for t in turns:
-        nums = (
-            t.input,
-            t.cache_read,
-            t.cache_write,
-            t.cache_write_1h,
-            t.output,
-            t.reasoning,
-            t.context_tokens,
-        )
-        if not all(type(n) is int and 0 <= n < 10**12 for n in nums):
-            continue
-        if not isinstance(t.timestamp, int | float) or not (
-            t.timestamp == 0 or MIN_TS <= t.timestamp <= MAX_TS
-        ):
-            continue
-        if not all(isinstance(v, str) for v in (t.agent, t.session_id, t.turn_id, t.model, t.project)):
-            continue
-        if type(t.context_window) is not int or not 0 <= t.context_window < 10**12:
-            continue
-        t.timestamp = float(t.timestamp)
-        out.append(t)
-    return out
+        if type(t.timestamp) is int:
+            t.timestamp = float(t.timestamp)
+    return [t for t in turns if bad_turn(t) is None]
 
 
 def _remove(cache_dir: Path) -> None:

@@ -37,6 +37,7 @@ def turn_event(c: TurnChange) -> TurnEvent:
             total=tot.total,
             cost_usd=tot.cost_usd,
             context_tokens=c.context_used,
-            context_window=c.context_window,
+            context_window=c.context_window or None,
+            context_window_assumed=c.context_window_assumed,
         ),
     )

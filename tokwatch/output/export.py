@@ -1,7 +1,8 @@
 """Snapshots of the store as rows: CSV or JSON, one row per (session, model), written atomically.
 
 Text from logs is data: a CSV cell starting with = + - @ tab or CR is prefixed with `'` so a
-spreadsheet never runs it as a formula.
+spreadsheet never runs it as a formula; CSV for a terminal has its text made safe (`clean`), and
+JSON escapes the characters a terminal would act on (`json_escape`), losing none.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from tokwatch.core.files import write_atomic
+from tokwatch.core.atomic import write_atomic
 from tokwatch.core.models import Session, iso
 from tokwatch.core.store import Store
+from tokwatch.core.text import clean, json_escape
 from tokwatch.output.schema import ExportRow
 
 __all__ = ["render", "rows", "to_csv", "to_json", "write_atomic"]
@@ -44,7 +46,8 @@ def session_rows(s: Session) -> list[ExportRow]:
                 first_seen=iso(s.first_seen),
                 last_seen=iso(s.last_seen),
                 context_tokens=s.context_used,
-                context_window=s.context_window,
+                context_window=s.context_window or None,
+                context_window_assumed=s.context_window_assumed,
             )
         )
     return rows
@@ -67,7 +70,8 @@ def _cost_text(v: float | None) -> str:
     return f"{v:.9f}".rstrip("0").rstrip(".") or "0"
 
 
-def to_csv(items: Iterable[ExportRow]) -> str:
+def to_csv(items: Iterable[ExportRow], terminal: bool = False) -> str:
+    """`terminal`: the CSV is shown on a terminal, so log text is made safe; a file keeps it whole."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
@@ -78,7 +82,9 @@ def to_csv(items: Iterable[ExportRow]) -> str:
             if col == "cost_usd":
                 out.append(_cost_text(v))
             elif isinstance(v, str):
-                out.append(guard_cell(v))
+                out.append(guard_cell(clean(v) if terminal else v))
+            elif v is None:
+                out.append("")  # unknown, never 0
             else:
                 out.append(v)
         w.writerow(out)
@@ -86,8 +92,8 @@ def to_csv(items: Iterable[ExportRow]) -> str:
 
 
 def to_json(items: Iterable[ExportRow]) -> str:
-    return orjson.dumps([r.model_dump() for r in items], option=orjson.OPT_INDENT_2).decode() + "\n"
+    return json_escape(orjson.dumps([r.model_dump() for r in items], option=orjson.OPT_INDENT_2)) + "\n"
 
 
-def render(items: Iterable[ExportRow], fmt: str) -> str:
-    return to_json(items) if fmt == "json" else to_csv(items)
+def render(items: Iterable[ExportRow], fmt: str, terminal: bool = False) -> str:
+    return to_json(items) if fmt == "json" else to_csv(items, terminal)

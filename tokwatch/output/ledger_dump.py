@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterable, Iterator
 
 import orjson
 
 from tokwatch.core.ledger import TURN_COLUMNS, Ledger, turn_from_row
-from tokwatch.core.models import MAX_TS, MIN_TS, Turn, iso
+from tokwatch.core.models import Turn, bad_turn, iso
+from tokwatch.core.text import clean, json_escape
 
 FORMAT = "tokwatch-ledger"
 VERSION = 1
@@ -26,7 +26,6 @@ FIELDS = (
     "cache_write_1h", "output", "reasoning", "context_tokens", "context_window", "project", "sidechain",
     "merge_max", "agent_cost_usd", "dedup_key", "cost_usd",
 )  # fmt: skip
-MAX_TOKENS = 10**12
 
 
 def turns(ledger: Ledger) -> Iterator[tuple[Turn, int | None]]:
@@ -71,13 +70,20 @@ def record(t: Turn, cost: int | None) -> dict[str, object]:
 
 
 def to_jsonl(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+    """JSON lines; characters a terminal would act on are `\\u` escapes (the same JSON value)."""
     yield orjson.dumps({"format": FORMAT, "version": VERSION}) + b"\n"
     for t, cost in items:
-        yield orjson.dumps(record(t, cost)) + b"\n"
+        yield json_escape(orjson.dumps(record(t, cost))).encode() + b"\n"
 
 
-def to_csv(items: Iterable[tuple[Turn, int | None]]) -> Iterator[bytes]:
+def to_csv(items: Iterable[tuple[Turn, int | None]], terminal: bool = False) -> Iterator[bytes]:
+    """CSV with the export's formula guard; on a terminal, log text is `clean()`ed."""
     from tokwatch.output.export import guard_cell
+
+    def cell(v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return guard_cell(clean(v) if terminal else v)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -162,39 +168,28 @@ def _read_csv(data: bytes) -> tuple[list[Turn], int]:
 
 def _turn(d: dict[str, object]) -> Turn:
     """A dump record checked like a log line: wrong types or absurd values are refused."""
-    nums = [d[k] for k in ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning",
-                            "context_tokens", "context_window")]  # fmt: skip
-    if not all(type(n) is int and 0 <= n < MAX_TOKENS for n in nums):
-        raise ValueError("bad count")
-    ts = d["timestamp"]
-    if not isinstance(ts, int | float) or not (ts == 0 or MIN_TS <= ts <= MAX_TS):
-        raise ValueError("bad time")
-    texts = [d[k] for k in ("agent", "session_id", "turn_id", "model", "project")]
-    if not all(isinstance(v, str) for v in texts) or not all(texts[:3]):
-        raise ValueError("bad text")
-    cost = d.get("agent_cost_usd")
-    if cost is not None and not (isinstance(cost, int | float) and math.isfinite(cost) and cost >= 0):
-        raise ValueError("bad cost")
-    dedup = d.get("dedup_key") or ""
-    if not isinstance(dedup, str):
-        raise ValueError("bad dedup key")
-    return Turn(
-        agent=str(d["agent"]),
-        session_id=str(d["session_id"]),
-        turn_id=str(d["turn_id"]),
-        model=str(d["model"]),
-        timestamp=float(ts),
-        input=nums[0],  # type: ignore[arg-type]
-        cache_read=nums[1],  # type: ignore[arg-type]
-        cache_write=nums[2],  # type: ignore[arg-type]
-        cache_write_1h=nums[3],  # type: ignore[arg-type]
-        output=nums[4],  # type: ignore[arg-type]
-        reasoning=nums[5],  # type: ignore[arg-type]
-        context_tokens=nums[6],  # type: ignore[arg-type]
-        context_window=nums[7],  # type: ignore[arg-type]
-        project=str(d["project"]),
+    ts, cost = d["timestamp"], d.get("agent_cost_usd")
+    t = Turn(
+        agent=d["agent"],  # type: ignore[arg-type]
+        session_id=d["session_id"],  # type: ignore[arg-type]
+        turn_id=d["turn_id"],  # type: ignore[arg-type]
+        model=d["model"],  # type: ignore[arg-type]
+        timestamp=float(ts) if type(ts) is int else ts,  # type: ignore[arg-type]
+        input=d["input"],  # type: ignore[arg-type]
+        cache_read=d["cache_read"],  # type: ignore[arg-type]
+        cache_write=d["cache_write"],  # type: ignore[arg-type]
+        cache_write_1h=d["cache_write_1h"],  # type: ignore[arg-type]
+        output=d["output"],  # type: ignore[arg-type]
+        reasoning=d["reasoning"],  # type: ignore[arg-type]
+        context_tokens=d["context_tokens"],  # type: ignore[arg-type]
+        context_window=d["context_window"],  # type: ignore[arg-type]
+        project=d["project"],  # type: ignore[arg-type]
         sidechain=bool(d.get("sidechain")),
         merge_max=bool(d.get("merge_max")),
-        cost_usd=None if cost is None else float(cost),  # type: ignore[arg-type]
-        dedup_key=dedup,
+        cost_usd=float(cost) if type(cost) is int else cost,  # type: ignore[arg-type]
+        dedup_key=d.get("dedup_key") or "",  # type: ignore[arg-type]
     )
+    why = bad_turn(t) or (None if t.agent and t.session_id and t.turn_id else "an empty key")
+    if why is not None:
+        raise ValueError(why)
+    return t

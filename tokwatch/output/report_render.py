@@ -16,7 +16,7 @@ import orjson
 
 from tokwatch.core import blocks as blk
 from tokwatch.core.models import Tokens
-from tokwatch.core.text import compact, cost_text, duration, money, num
+from tokwatch.core.text import clean, compact, cost_text, duration, json_escape, money, num
 from tokwatch.reports.report import KEY_NAMES, TOKEN_COLUMNS, UNDATED, Report, Row, to_local, zone_name
 
 if TYPE_CHECKING:
@@ -56,10 +56,10 @@ def row_dict(r: Row, breakdown: bool = False) -> dict[str, Any]:
 
 def to_json(rep: Report, breakdown: bool = False) -> str:
     doc = {"rows": [row_dict(r, breakdown) for r in rep.rows], "totals": token_fields(rep.totals)}
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return json_escape(orjson.dumps(doc, option=orjson.OPT_INDENT_2)) + "\n"
 
 
-def _csv_cell(v: Any) -> Any:
+def _csv_cell(v: Any, terminal: bool = False) -> Any:
     from tokwatch.output.export import guard_cell
 
     if v is None:
@@ -67,12 +67,14 @@ def _csv_cell(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.9f}".rstrip("0").rstrip(".") or "0"
     if isinstance(v, str):
-        return guard_cell(v)
+        return guard_cell(clean(v) if terminal else v)
     return v
 
 
-def to_csv(rep: Report, breakdown: bool = False) -> str:
-    """One line per row (per row and model with `--breakdown`): no totals line, so columns sum."""
+def to_csv(rep: Report, breakdown: bool = False, terminal: bool = False) -> str:
+    """One line per row (per row and model with `--breakdown`): no totals line, so columns sum.
+
+    `terminal`: the text is for a terminal, so log text is made safe (`clean`); a file keeps it whole."""
     key_cols = list(rep.rows[0].key) if rep.rows else _empty_key(rep.view)
     if rep.view == "session":
         key_cols += ["first_seen", "last_seen"]
@@ -89,7 +91,7 @@ def to_csv(rep: Report, breakdown: bool = False) -> str:
         )
         for label, t in parts:
             nums = token_fields(t)
-            w.writerow([_csv_cell(v) for v in [*keys, label, *(nums[c] for c in TOKEN_COLUMNS)]])
+            w.writerow([_csv_cell(v, terminal) for v in [*keys, label, *(nums[c] for c in TOKEN_COLUMNS)]])
     return buf.getvalue()
 
 
@@ -127,7 +129,7 @@ class Col:
 def _plain(v: object) -> Any:
     from rich.text import Text
 
-    return Text(str(v))  # literal: text from logs is never markup
+    return Text(clean(str(v)))  # literal and terminal-safe: text from logs is never markup nor escapes
 
 
 def _num_col(header: str, attr: str, drop: int = 0) -> Col:
@@ -163,12 +165,15 @@ def _columns(rep: Report) -> list[Col]:
                 "Session", lambda _p, r, _t, _s: _plain(str(r.key["session_id"])[:8]), lambda _t, _s: "Total"
             ),
             Col("Agent", lambda _p, r, _t, _s: _plain(r.key["agent"]), drop=4),
+            # (32 is only what fitting assumes: a path takes the room there is, and wraps past it)
             Col(
                 "Project", lambda _p, r, _t, _s: _plain(r.key["project"]), drop=6, min_width=12, max_width=32
             ),
             Col(
                 "Last turn",
-                lambda p, r, _t, _s: _plain(to_local(r.last, p.tz).strftime("%m-%d %H:%M") if r.last else ""),
+                lambda p, r, _t, _s: _plain(
+                    to_local(r.last, p.tz).strftime(_when_format(p)) if r.last else ""
+                ),
                 drop=5,
             ),
         ]
@@ -184,11 +189,17 @@ def _columns(rep: Report) -> list[Col]:
             Col("Status", lambda p, r, _t, _s: _plain(_block_status(p, r)), drop=7),
         ]
     cols.append(Col("Models", lambda _p, r, _t, _s: _plain("\n".join(sorted(r.by_model))), drop=1))
+    # Token kinds give way in this order, except the largest, which is never dropped (most
+    # tokens of a coding agent are cache reads: dropping them hid most of the usage).
+    kinds = {"cache_read": 2, "cache_write": 3, "input": 8, "output": 9}
+    largest = max(kinds, key=lambda k: getattr(rep.totals, k))
+    if getattr(rep.totals, largest):
+        kinds[largest] = 0
     cols += [
-        _num_col("Input", "input", drop=8),
-        _num_col("Output", "output", drop=9),
-        _num_col("Cache write", "cache_write", drop=3),
-        _num_col("Cache read", "cache_read", drop=2),
+        _num_col("Input", "input", drop=kinds["input"]),
+        _num_col("Output", "output", drop=kinds["output"]),
+        _num_col("Cache write", "cache_write", drop=kinds["cache_write"]),
+        _num_col("Cache read", "cache_read", drop=kinds["cache_read"]),
         _num_col("Total tokens", "total"),
         Col("Cost", lambda _p, _r, t, _s: cost_text(t), lambda t, _s: cost_text(t), numeric=True),
     ]
@@ -199,12 +210,21 @@ def _columns(rep: Report) -> list[Col]:
     return cols
 
 
-def table(rep: Report, width: int, breakdown: bool = False) -> Table:
-    """The widest table that fits: optional columns go first, then numbers turn compact (2.78M)."""
+def _when_format(rep: Report) -> str:
+    """Dates carry the year when the rows span more than one."""
+    years = {to_local(r.last, rep.tz).year for r in rep.rows if r.last}
+    return "%Y-%m-%d %H:%M" if len(years) > 1 else "%m-%d %H:%M"
+
+
+def table(rep: Report, width: int | None, breakdown: bool = False) -> Table:
+    """The widest table that fits `width`: optional columns go first, then numbers turn compact
+    (2.78M). With no width (not a terminal, no COLUMNS), the whole table."""
     from rich.console import Console
     from rich.measure import Measurement
 
     cols = _columns(rep)
+    if width is None:
+        return _draw(rep, cols, False, breakdown, wrap_at=None)
     levels = sorted({c.drop for c in cols if c.drop})
     probe = Console(width=1 << 20)
     attempts = [(lvl, False) for lvl in [0, *levels]] + [(levels[-1] if levels else 0, True)]
@@ -212,11 +232,22 @@ def table(rep: Report, width: int, breakdown: bool = False) -> Table:
         shown = [c for c in cols if not c.drop or c.drop > dropped]
         t = _draw(rep, shown, small, breakdown)
         if Measurement.get(probe, probe.options, t).maximum <= width:
-            return t
+            return _draw(rep, shown, small, breakdown, wrap_at=None)  # text takes the room there is
     return t
 
 
-def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
+def full_width(rep: Report, breakdown: bool = False) -> int:
+    """How wide the whole table is, nothing dropped or wrapped."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(width=1 << 20)
+    return Measurement.get(probe, probe.options, table(rep, None, breakdown)).maximum
+
+
+def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool, wrap_at: int | None = 32) -> Table:
+    """The table with these columns. `wrap_at` caps the text columns that may wrap (fitting
+    measures with it); None lets them take the room the console has."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -236,7 +267,7 @@ def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
             no_wrap=c.numeric or c.min_width is None,
             overflow="fold",
             min_width=c.min_width,
-            max_width=c.max_width,
+            max_width=c.max_width if wrap_at is not None else None,
         )
     for r in rep.rows:
         t.add_row(
@@ -249,7 +280,7 @@ def _draw(rep: Report, cols: list[Col], small: bool, breakdown: bool) -> Table:
                 cells: list[Any] = []
                 for i, c in enumerate(cols):
                     if i == label:
-                        cells.append(Text("└ " + m, style="dim"))
+                        cells.append(Text("└ " + clean(m), style="dim"))
                     elif c.numeric and c.header != "% limit":
                         cells.append(c.cell(rep, r, mt, small))
                     else:
@@ -288,7 +319,9 @@ def active_lines(rep: Report) -> list[str]:
     return lines
 
 
-def print_table(rep: Report, console: Console, breakdown: bool = False) -> None:
-    console.print(table(rep, console.width, breakdown))
+def print_table(rep: Report, console: Console, breakdown: bool = False, fit: bool = True) -> None:
+    """The table fitted to the console's width; or (`fit=False`: stdout is not a terminal and
+    COLUMNS is not set) the whole table, however wide."""
+    console.print(table(rep, console.width if fit else None, breakdown))
     for line in active_lines(rep):
         console.print(line, markup=False, highlight=False)

@@ -28,7 +28,9 @@ class ExportRow(BaseModel):
     first_seen: str
     last_seen: str
     context_tokens: int
-    context_window: int
+    #: None when unknown (never 0); an assumed default is given, with `context_window_assumed`.
+    context_window: int | None
+    context_window_assumed: bool
 
 
 class TurnNumbers(BaseModel):
@@ -52,7 +54,8 @@ class SessionTotals(BaseModel):
     total: int
     cost_usd: float | None
     context_tokens: int
-    context_window: int
+    context_window: int | None
+    context_window_assumed: bool
 
 
 class TurnEvent(BaseModel):

@@ -6,6 +6,11 @@ cut-off (today, the running 5-hour block and a margin to find where that block's
 plus the session's own files, through a small cache of its own so a warm call reads only appended
 bytes. The context gauge comes from the end of the transcript. Whatever goes wrong, it prints one
 line and exits 0: a hook must not fail loudly.
+
+Claude Code hands it the plan's windows (`rate_limits.five_hour/seven_day`, subscribers, 2.1.80+)
+and writes them nowhere else: each call records them in the ledger (`record_limits`: one
+transaction, only when present) for the dashboard and `report limits`, and the line shows the
+5-hour window.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -26,8 +30,9 @@ import orjson
 from tokwatch.core.blocks import BLOCK_SECONDS
 from tokwatch.core.ledger import Ledger
 from tokwatch.core.models import Tokens, Turn
-from tokwatch.core.tailer import stat_regular
-from tokwatch.core.text import cost_text, duration
+from tokwatch.core.observations import LimitSample
+from tokwatch.core.text import clean, cost_text, duration
+from tokwatch.fsio import open_binary, stat_regular
 from tokwatch.reports.budgets import BudgetState, Usage, midnight, usage_in
 from tokwatch.reports.tally import Scope
 
@@ -86,9 +91,9 @@ def read_hook_input(stream: Any) -> dict[str, Any]:
 def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | None:
     """The transcript's last main-chain billed turn, reading back from the end (256 KiB, then 4x)."""
     try:
-        size = os.stat(path).st_size
         span = TAIL_BYTES
-        with open(path, "rb") as f:
+        with open_binary(path) as f:  # (a FIFO named as the transcript must not hang the hook)
+            size = os.fstat(f.fileno()).st_size
             while True:
                 start = max(0, size - span)
                 f.seek(start)
@@ -113,8 +118,8 @@ def last_main_turn(path: Path, parse: Callable[[bytes], list[Turn]]) -> Turn | N
 
 
 def _text(v: object, limit: int = 40) -> str:
-    """Text from stdin or logs on a one-line display: no control characters, bounded length."""
-    s = re.sub(r"[\x00-\x1f\x7f]", " ", str(v)).strip()
+    """Text from stdin or logs on a one-line display: terminal-safe (`clean`), bounded length."""
+    s = clean(str(v).strip())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
@@ -126,6 +131,8 @@ def _pct(st: BudgetState | None) -> str:
 class LineData:
     model: str = ""
     context_percent: float | None = None
+    #: Claude Code's 5-hour window from this call's input: (used %, seconds to its reset or None)
+    five_hour: tuple[float, float | None] | None = None
     session: Tokens | None = None
     usage: Usage | None = None
     budgets: dict[str, BudgetState] | None = None
@@ -136,6 +143,12 @@ def render_line(d: LineData) -> str:
     parts = [d.model or "Claude"]
     if d.context_percent is not None:
         parts.append(f"ctx {d.context_percent:.0f}%")
+    if d.five_hour is not None:
+        used, left = d.five_hour
+        if left is not None and left <= 0:
+            parts.append("5h reset")
+        else:
+            parts.append(f"5h {used:.0f}%" + (f" ({duration(left)} left)" if left is not None else ""))
     if d.session is not None:
         parts.append(
             f"session {cost_text(d.session, '$?')}" + (f" ({_pct(b['session'])})" if "session" in b else "")
@@ -152,6 +165,29 @@ def render_line(d: LineData) -> str:
             extra = f"{_pct(b['block'])}, {left}" if "block" in b else left
             parts.append(f"block {cost_text(blk.tokens, '$?')} ({extra})")
     return SEP.join(parts)
+
+
+def record_limits(ledger: Ledger, hook: Mapping[str, Any], now: float) -> list[LimitSample]:
+    """The plan windows of Claude Code's input, recorded in the ledger in one transaction (garbage
+    refused and counted); nothing is written when the input has none. Returns the checked samples."""
+    from tokwatch.agents.claude import hook_limits
+    from tokwatch.core.ledger_obs import add_refused, insert_samples
+
+    obs = hook_limits(hook, now)
+    if not obs:
+        return []
+    samples = [o for o in obs if isinstance(o, LimitSample)]
+    with ledger.transaction() as db:
+        insert_samples(db, samples, ledger.writer)
+        add_refused(db, len(obs) - len(samples))
+    return samples
+
+
+def _five_hour(samples: list[LimitSample], now: float) -> tuple[float, float | None] | None:
+    for s in samples:
+        if s.window_minutes == 300:
+            return s.used_percent, (None if s.resets_at is None else s.resets_at - now)
+    return None
 
 
 def _claude_files(roots: list[Path]) -> dict[Path, float]:
@@ -182,6 +218,7 @@ def statusline_data(
     back only when needed) and the session's own files; the sums come from the ledger. With
     `explicit` roots only their sessions count, else every Claude session the ledger holds."""
     from tokwatch.agents import get_agent
+    from tokwatch.agents.claude import hook_limits
     from tokwatch.core.store import Store
     from tokwatch.ingest.engine import Engine
     from tokwatch.ingest.setup import make_pricer
@@ -204,6 +241,10 @@ def statusline_data(
     files = _claude_files(roots)
     pricer = make_pricer(config)
     ledger = Ledger.at(data_dir) if data_dir is not None else Ledger.memory()
+    if data_dir is not None:
+        samples = record_limits(ledger, hook, now)
+    else:
+        samples = [o for o in hook_limits(hook, now) if isinstance(o, LimitSample)]
     store = Store(pricer, ledger)
     state = ChainState(ledger, roots)
     read: set[Path] = set()
@@ -220,7 +261,7 @@ def statusline_data(
     usage = usage_in(ledger, scope, now, tz, state.load(now), ensure=ensure)
     if data_dir is not None and usage.last_start is not None:
         state.save(usage.last_start)
-    d = LineData(usage=usage)
+    d = LineData(usage=usage, five_hour=_five_hour(samples, now))
     s = store.sessions.get(("claude", session_id)) if session_id else None
     if transcript is not None or s is not None:
         d.session = s.totals if s else Tokens()

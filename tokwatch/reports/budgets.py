@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tokwatch.config import Budget, BudgetsConfig
 from tokwatch.core import blocks as blk
@@ -183,7 +183,7 @@ def current_usage(
 class Crossing:
     budget: str
     period: str  # the day, the block's start, or the session id
-    threshold: int
+    threshold: float
     state: BudgetState
 
     def message(self) -> str:
@@ -192,17 +192,25 @@ class Crossing:
         return f"{what} budget {verb}: {self.state.text()}"
 
 
+class Measured(Protocol):
+    """Anything with a share used: a budget, or a plan window (`reports.limits.WindowState`)."""
+
+    @property
+    def percent(self) -> float: ...
+
+
 class BudgetAlarm:
     """Remembers which (budget, period, threshold) was announced: each crossing is said once.
 
-    When a jump passes several thresholds at once only the highest is reported.
+    When a jump passes several thresholds at once only the highest is reported. The plan windows'
+    alerts use it too (name: the window, period: its reset time).
     """
 
-    def __init__(self, thresholds: Iterable[int] = THRESHOLDS) -> None:
+    def __init__(self, thresholds: Iterable[float] = THRESHOLDS) -> None:
         self.thresholds = tuple(sorted(thresholds))
-        self._said: set[tuple[str, str, int]] = set()
+        self._said: set[tuple[str, str, float]] = set()
 
-    def check(self, states: Mapping[str, tuple[str, BudgetState]]) -> list[Crossing]:
+    def check(self, states: Mapping[str, tuple[str, Measured]]) -> list[Crossing]:
         """`states`: budget name -> (period key, state). The new crossings, highest per budget."""
         out: list[Crossing] = []
         for name, (period, st) in states.items():
@@ -210,7 +218,7 @@ class BudgetAlarm:
             for th in new:
                 self._said.add((name, period, th))
             if new:
-                out.append(Crossing(name, period, max(new), st))
+                out.append(Crossing(name, period, max(new), st))  # type: ignore[arg-type]
         return out
 
 

@@ -240,8 +240,9 @@ def _merge_into(out: dict[Any, Part], key: Any, p: Part) -> None:
     acc = out.get(key)
     if acc is None:
         out[key] = Part(
-            None, p.session, p.agent, p.model, p.tokens.copy(), p.first, p.last, 0, p.cache_write_1h
-        )
+            None, p.session, p.agent, p.model, p.tokens.copy(), p.first, p.last,
+            project=p.project, cache_write_1h=p.cache_write_1h,
+        )  # fmt: skip
         return
     _add(acc.tokens, p.tokens)
     acc.cache_write_1h += p.cache_write_1h

@@ -148,8 +148,7 @@ def day_parts(store: Store, scope: Scope, tz: tzinfo | None) -> list[tuple[date 
 def ledger_day_parts(
     ledger: Ledger, scope: Scope, tz: tzinfo | None, tiers: Sequence[int] = ()
 ) -> list[tuple[date | None, Part]]:
-    """`day_parts` on any connection to the ledger (a view's own reader), optionally split by
-    price tier bracket (`tally.parts`)."""
+    """`day_parts` on a ledger, optionally split by price tier bracket (`tally.parts`)."""
     out: list[tuple[date | None, Part]] = []
     split: list[float] = []
     for p in tally.parts(ledger, scope, bucket=tally.QUARTER, tiers=tiers):

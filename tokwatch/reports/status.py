@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tokwatch.core.models import Session, Tokens, Turn
+from tokwatch.core.text import clean
+from tokwatch.fsio import read_regular
+from tokwatch.reports import limits
 from tokwatch.reports.budgets import current_usage
 
 if TYPE_CHECKING:
@@ -97,8 +100,7 @@ _CWD = re.compile(rb'"cwd"\s*:\s*("(?:[^"\\]|\\.)*")')
 def _logged_cwd(path: Path) -> str:
     """The working directory a log's first lines name (before any turn has set the project)."""
     try:
-        with open(path, "rb") as f:
-            m = _CWD.search(f.read(65536))
+        m = _CWD.search(read_regular(path, 65536))
         v = orjson.loads(m.group(1)) if m else ""
     except (OSError, ValueError):
         return ""
@@ -178,9 +180,9 @@ def status_doc(
             "model": model or None,
         }
     last = s.last_turn if s else None
-    window = s.context_window if s else 0
+    window, assumed = (s.context_window, s.context_window_assumed) if s else (0, False)
     if not window and target is not None:  # no turn yet: the agent's default window
-        window = store.pricer.context_window(target.agent, s.context_model if s else "", 0, 0)
+        window, assumed = store.pricer.window(target.agent, s.context_model if s else "", 0, 0)
     used = s.context_used if s else 0
     usage: dict[str, Any] = {
         "session": tokens_json(s.totals if s else None),
@@ -188,6 +190,7 @@ def status_doc(
         "context": {
             "used": used,
             "window": window or None,
+            "windowAssumed": assumed,  # the agent's default: neither logged nor configured
             "percent": round(100 * used / window, 1) if window else None,
         },
     }
@@ -196,6 +199,12 @@ def status_doc(
         u = current_usage(store, now, tz, cfg.agents)
         states = u.states(cfg, s.totals if s else Tokens())
         usage["budgets"] = {name: st.as_json() for name, st in states.items()}
+    # the plans' windows as the agents last reported them (every agent's: a plan is shared), and
+    # this session's road to compaction
+    usage["limits"] = limits.limits_json(
+        limits.windows(store.ledger, now), now, config.limits.stale_minutes * 60
+    )
+    usage["compaction"] = limits.road(store.ledger, s).as_json() if s is not None and window else None
     doc["usage"] = usage
     return doc
 
@@ -206,7 +215,8 @@ def status_text(doc: Mapping[str, Any]) -> str:
     if s is None:
         lines.append("no session found")
     else:
-        lines.append(f"{s['agent']} {s['id']}  {s['project']}  {s['model'] or '(no model yet)'}")
+        model = clean(s["model"]) if s["model"] else "(no model yet)"
+        lines.append(f"{clean(s['agent'])} {clean(s['id'])}  {clean(s['project'])}  {model}")
     su = u["session"]
     lines.append(f"session:       {su['turns']} turns, {su['totalTokens']:,} tokens, {_usd(su['cost'])}")
     if u["lastTurn"]:
@@ -214,13 +224,47 @@ def status_text(doc: Mapping[str, Any]) -> str:
         lines.append(f"last turn:     {lt['totalTokens']:,} tokens, {_usd(lt['cost'])}")
     c = u["context"]
     if c["window"]:
-        lines.append(f"context:       {c['used']:,} of {c['window']:,} ({c['percent']:.0f}%)")
+        about = "~" if c.get("windowAssumed") else ""
+        lines.append(f"context:       {c['used']:,} of {about}{c['window']:,} ({about}{c['percent']:.0f}%)")
+    else:
+        lines.append(f"context:       {c['used']:,} of an unknown window")
+    road = u.get("compaction")
+    if road and road["tokensLeft"] is not None:
+        where = (
+            f"auto-compacts at {road['threshold']:,}"
+            if road["threshold"] is not None
+            else "no known auto-compact rule"
+        )
+        left = f"{road['tokensLeft']:,} tokens left"
+        if road["turnsLeft"] is not None:
+            left += f", ~{road['turnsLeft']} turns at {road['growthPerTurn']:,}/turn"
+        lines.append(f"compaction:    {where} ({left}); {road['count']} so far")
     for name, b in u.get("budgets", {}).items():
         used = f"${b['used']:,.2f}" if b["unit"] == "usd" else f"{b['used']:,}"
         limit = f"${b['limit']:,.2f}" if b["unit"] == "usd" else f"{b['limit']:,}"
         lb = "≥" if b.get("lowerBound") else ""
         lines.append(f"{name + ' budget:':<15}{lb}{used} of {limit} ({b['percent']:.0f}%)")
+    for agent, wins in u.get("limits", {}).items():
+        for label, w in wins.items():
+            lines.append(f"{f'{agent} {label}:':<15}{limit_text(w)}")
     return "\n".join(lines) + "\n"
+
+
+def limit_text(w: Mapping[str, Any]) -> str:
+    """`13% used, resets in 3h12m, 42% at this pace; seen 2m ago` (a `WindowState.as_json`)."""
+    from tokwatch.core.text import duration
+
+    if w["reset"]:
+        return f"reset (was {w['observedAt']}: the figure from before no longer applies)"
+    out = f"{w['percent']:.0f}% used"
+    if w["resetsIn"] is not None:
+        out += f", resets in {duration(w['resetsIn'])}"
+    if w["fullIn"] is not None:
+        out += f", 100% in ~{duration(w['fullIn'])} at this pace"
+    elif w["projected"] is not None:
+        out += f", ~{w['projected']:.0f}% at the reset at this pace"
+    out += f"; seen {duration(w['age'])} ago" + (" (stale)" if w["stale"] else "")
+    return out
 
 
 def _usd(v: float | None) -> str:

@@ -59,7 +59,8 @@ class Scope:
 class Part:
     """One group's sums: `bucket` (the quarter hour's start, None for undated turns), the session
     (ledger id, agent, session id, project) when grouped by session, the model, the price tier
-    bracket when grouped by `tiers`, and the times of its first and last turn."""
+    bracket when grouped by `tiers`, and the times of its first and last turn; `project` is the
+    session's project when grouped by project."""
 
     bucket: float | None
     session: tuple[int, str, str, str] | None
@@ -68,6 +69,7 @@ class Part:
     tokens: Tokens = field(default_factory=Tokens)
     first: float = 0.0
     last: float = 0.0
+    project: str = ""
     #: how many of the `tiers` thresholds the turns' prompts exceed (0 when not grouped by tier)
     tier: int = 0
     #: the 1-hour part of `tokens.cache_write` (priced apart from 5-minute writes)
@@ -96,16 +98,19 @@ def parts(
     *,
     bucket: float | None = None,
     by_session: bool = False,
+    by_project: bool = False,
     tiers: Sequence[int] = (),
 ) -> list[Part]:
-    """Sums grouped by (quarter-hour bucket | session), agent and model, and by price tier
-    bracket when `tiers` (ascending prompt thresholds, in tokens) are given."""
+    """Sums grouped by (quarter-hour bucket | session | session's project), agent and model, and
+    by price tier bracket when `tiers` (ascending prompt thresholds, in tokens) are given."""
     tiers = sorted(set(tiers))
     cols = []
     if bucket is not None:
         cols.append(f"CASE WHEN t.ts > 0 THEN CAST(t.ts / {float(bucket)} AS INTEGER) END")
     if by_session:
         cols += ["s.id", "s.session_id", "s.project"]
+    elif by_project:
+        cols.append("s.project")
     cols += ["s.agent", "t.model"]
     if tiers:
         cols.append(tier_case(tiers))
@@ -121,9 +126,14 @@ def parts(
             b = None if r[0] is None else float(r[0]) * bucket
             i = 1
         sess = None
+        project = ""
         if by_session:
             sess = (int(r[i]), "", str(r[i + 1]), str(r[i + 2]))
+            project = sess[3]
             i += 3
+        elif by_project:
+            project = str(r[i])
+            i += 1
         agent, model = str(r[i]), str(r[i + 1])
         i += 2
         if sess is not None:
@@ -142,6 +152,7 @@ def parts(
                 Tokens(int(n), int(inp), int(cr), int(cw), int(out_), int(rs), int(cost or 0), int(unpriced)),
                 float(first or 0.0),
                 float(last or 0.0),
+                project,
                 tier,
                 int(cw1h or 0),
             )

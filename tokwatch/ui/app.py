@@ -17,12 +17,20 @@ Data flow, and why it is safe:
   The 1 s timer asks again only when the day or the block is over. Budget alarms (80% / 100%,
   once per period: `budgets.BudgetAlarm`) are checked on the UI thread when a result arrives
   (day and block) and when a batch changes a session (session budget).
+* The Limits panel (`ui/limits.py`) reads the plan windows from the ledger on its own worker
+  thread once the history is in, after each batch that brought limit samples (a rollout's, or
+  another process's: the engine hears `tokwatch statusline` write to the ledger) and when a
+  window's period ends; it alerts like the budgets. The road to compaction (`ui/road.py`) reads a
+  session's growth and compactions the same way when the selected session changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,9 +49,11 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tokwatch.config import Config
+from tokwatch.config import Config, with_top_level_key
+from tokwatch.core import logs
 from tokwatch.core.models import Session
 from tokwatch.core.store import Changes, SessionKey
+from tokwatch.core.text import clean
 from tokwatch.ingest.engine import Engine, Progress
 from tokwatch.output import export
 from tokwatch.reports import budgets
@@ -52,16 +62,23 @@ from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
 from tokwatch.ui.insights import Drill, InsightsScreen
-from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, UsageComputed
+from tokwatch.ui.limits import LimitsPanel
+from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, Problem, UsageComputed
 from tokwatch.ui.sessions import SessionList, row_key
 from tokwatch.ui.skipped import SkippedScreen
 from tokwatch.ui.strip import TodayStrip
 
+log = logging.getLogger(__name__)
+
 MOVE = Binding.Group("Move", compact=True)
+#: After the follow loop fails, how long to wait before starting it again (doubling up to the max).
+FOLLOW_RETRY_SECONDS = (2.0, 60.0)
 #: Longer project names are cut in the header (Gemini names projects by a 64-digit hash).
 TITLE_PROJECT_MAX = 28
 #: Below this many columns the session list moves on top and the totals get compact.
 NARROW_BELOW = 90
+#: From this many columns the session list grows with the terminal (names are cut less).
+XWIDE_FROM = 150
 
 
 class FilterInput(Input):
@@ -79,12 +96,14 @@ class TokwatchApp(App[None]):
 
     CSS_PATH = ["app.tcss", "insights.tcss"]  # (both at start: opening the insights view re-styles nothing)
     TITLE = "tokwatch"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide"), (XWIDE_FROM, "-xwide")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("a", "toggle_active", "Active", id="toggle_active"),
-        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
+        # priority: handled as the key arrives, so the box has the focus before the letters typed
+        # right after it (`/gem` comes from the terminal in one burst) are handed out
+        Binding("slash", "filter", "Filter", id="filter", key_display="/", priority=True),
         Binding("e", "export", "Export", id="export"),
         Binding("i", "insights", "Insights", id="insights"),
         # only while a project or session chosen in the insights view is shown (see check_action)
@@ -104,15 +123,18 @@ class TokwatchApp(App[None]):
         clock: Callable[[], float] = time.time,
         tick_seconds: float = 1.0,
         tz: tzinfo | None = None,
+        config_path: Path | None = None,
     ) -> None:
         """`clock` is "now" in unix seconds: injectable so tests and snapshots never read the wall clock.
 
         `tz` is the zone "today" is cut in (None: the machine's local zone, as `tokwatch report`).
+        `config_path` is where a theme picked in the palette is remembered (None: nowhere).
         """
         super().__init__()
         self.engine = engine
         self.store = engine.store
         self.config = config or Config()
+        self.config_path = config_path
         self.export_dir = Path(export_dir) if export_dir is not None else Path.cwd()
         self.demo = demo
         self.clock = clock
@@ -147,6 +169,7 @@ class TokwatchApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="◔")
         yield TodayStrip(self.clock, self.config.budgets.agents, id="strip")
+        yield LimitsPanel(self.store.ledger, self.clock, self.config.limits, id="limits")
         with Container(id="body"):
             with Vertical(id="side"):
                 yield FilterInput(placeholder="filter: project or model", id="filter", compact=True)
@@ -163,7 +186,48 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(SessionList).focus()
         self.set_interval(self.tick_seconds, self._tick, name="clock")
-        self._run_engine()
+        self._trap_signals(True)
+        self._apply_theme()
+        # after the first frame: reading history (a thread, but it holds the GIL for long
+        # stretches) must not hold back the first paint
+        self.call_after_refresh(self._run_engine)
+
+    def _apply_theme(self) -> None:
+        """The theme remembered in the config; from then on, the one picked is remembered."""
+        wanted = self.config.theme
+        if wanted and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted:
+            self.notify(f"Unknown theme {wanted!r} in the config", severity="warning", markup=False)
+        self.watch(self, "theme", self._remember_theme, init=False)
+
+    def _remember_theme(self, theme: str) -> None:
+        if self.config_path is None or theme == self.config.theme:
+            return
+        path = self.config_path
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export.write_atomic(path, with_top_level_key(text, "theme", theme))
+        except (OSError, UnicodeDecodeError) as e:
+            self.notify(f"Could not save the theme in {path}: {e}", severity="warning", markup=False)
+            return
+        self.config.theme = theme
+
+    def _trap_signals(self, on: bool) -> None:
+        """SIGTERM and SIGHUP (`kill`, systemd, a closed terminal) quit like `q`: the engine thread
+        stops and the terminal is restored (every batch is already in the ledger: nothing is lost)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                if on:
+                    loop.add_signal_handler(sig, self._quit_on_signal)
+                else:
+                    loop.remove_signal_handler(sig)
+
+    def _quit_on_signal(self) -> None:
+        self._stop_engine()
+        self.exit()
 
     def format_title(self, title: str, sub_title: str) -> Content:
         """The header: the selected session, plus discreet `demo` and `⚠ N skipped` marks (all literal)."""
@@ -189,17 +253,47 @@ class TokwatchApp(App[None]):
     # ------------------------------------------------------------------ engine
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", name="engine")
     def _run_engine(self) -> None:
-        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit)."""
+        """Backfill with throttled progress, then follow until `_stop` (set on unmount and on quit).
+
+        Nothing here fails silently or leaves a dead screen: a failed backfill is said on screen,
+        logged with its traceback, and the follow loop (whose first rescan reads every file not
+        read yet) takes over; a failed follow loop is said, logged and started again.
+        """
 
         def progress(p: Progress) -> None:
             self.post_message(LoadProgress(p.files_done, p.files_total, p.bytes_done, p.bytes_total))
 
+        self.engine.on_problem = self._engine_problem
         try:
             self.engine.backfill(progress)
+        except Exception as e:
+            log.exception("reading history failed")
+            self._engine_problem(
+                f"Reading history failed ({logs.one_line(e)}); reading the logs again one by one"
+            )
         finally:
             self.post_message(LoadDone())  # even after an error: show what was read
-        if not self._stop.is_set():
-            self.engine.follow(self._stop, self._follow_changes)
+        delay = FOLLOW_RETRY_SECONDS[0]
+        while not self._stop.is_set():
+            try:
+                self.engine.follow(self._stop, self._follow_changes)
+            except Exception as e:
+                log.exception("following the logs failed")
+                self._engine_problem(
+                    f"Following the logs failed ({logs.one_line(e)}); trying again in {delay:.0f} s"
+                )
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, FOLLOW_RETRY_SECONDS[1])
+
+    def _engine_problem(self, text: str) -> None:
+        """Called on the engine thread: shown on the UI thread (details in the log file)."""
+        self.post_message(Problem(text))
+
+    def on_problem(self, message: Problem) -> None:
+        where = logs.current()
+        detail = f"\nDetails: {where}" if where is not None else ""
+        self.notify(clean(message.text) + detail, title="Problem", severity="error", timeout=30, markup=False)
 
     def _follow_changes(self, changes: Changes) -> None:
         """Called on the worker thread once a batch is recorded: hand it over, touch no widget."""
@@ -239,10 +333,9 @@ class TokwatchApp(App[None]):
                 severity="warning",
                 markup=False,
             )
-        for notice in self.engine.notices:
-            self.notify(notice, title="Ledger", severity="warning", timeout=15, markup=False)
         self._seed_session_alarms()
         self._request_usage()
+        self._main.query_one(LimitsPanel).request()
         if self._insights is not None:
             self._insights.data_changed(None)  # opened while history was read: count it all again
 
@@ -254,10 +347,12 @@ class TokwatchApp(App[None]):
         self._update_skips()
         if not changes:
             return
+        if changes.limits:
+            self._main.query_one(LimitsPanel).request()
         with self.batch_update():
             self._main.query_one(SessionList).sync(changes.sessions)
             detail = self._main.query_one(Detail)
-            if detail.key in changes.sessions:
+            if detail.key in changes.sessions or detail.key in changes.compactions:
                 detail.update_session()
             self._update_side_title()
         self._check_session_budgets(changes.sessions)
@@ -270,13 +365,19 @@ class TokwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """Worker failures surface here, in one place (exit_on_error=False keeps the app up)."""
         if event.worker.group == "engine" and event.state is WorkerState.ERROR:
-            self.notify(f"Reading logs failed: {event.worker.error}", severity="error", markup=False)
+            error = event.worker.error
+            log.error("the engine thread failed", exc_info=error)
+            self.post_message(
+                Problem(f"Reading logs stopped ({logs.one_line(error) if error else 'unknown error'})")
+            )
         elif event.worker.group == "usage" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._usage_running = False
             if event.state is WorkerState.ERROR and not self._usage_failed:
                 self._usage_failed = True  # said once: the next batch tries again anyway
                 self.notify(
-                    f"Counting today's usage failed: {event.worker.error}", severity="error", markup=False
+                    clean(f"Counting today's usage failed: {event.worker.error}"),
+                    severity="error",
+                    markup=False,
                 )
 
     # ------------------------------------------------------------------ today, block, budgets
@@ -355,7 +456,7 @@ class TokwatchApp(App[None]):
         for c in crossings:
             title = "Budget"
             if session is not None:
-                title = f"Budget · {session.agent} · {fmt.project_name(session.project)}"
+                title = f"Budget · {clean(session.agent)} · {fmt.project_name(session.project)}"
             self.notify(
                 c.message(),
                 title=title,
@@ -392,6 +493,7 @@ class TokwatchApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop_engine()
+        self._trap_signals(False)
 
     # ------------------------------------------------------------------ selection
     @on(SessionList.Selected)
@@ -409,12 +511,13 @@ class TokwatchApp(App[None]):
                 short = fmt.short_id(s.session_id)
                 # The project gives way first: agent and the 8-character id always fit whole
                 # (the header also holds the clock, the subtitle and the loading spinner).
-                room = self.size.width - len(s.agent) - len(short) - len(self.sub_title) - 28
+                agent = clean(s.agent)
+                room = self.size.width - len(agent) - len(short) - len(self.sub_title) - 28
                 limit = max(6, min(TITLE_PROJECT_MAX, room))
                 name = fmt.project_name(s.project)
                 if len(name) > limit:
                     name = name[: limit - 1] + "…"
-                self.title = f"{s.agent} · {name} · {short}"
+                self.title = f"{agent} · {name} · {short}"
 
     def _update_side_title(self) -> None:
         sessions = self._main.query_one(SessionList)
@@ -431,12 +534,14 @@ class TokwatchApp(App[None]):
         try:
             sessions, detail = self._main.query_one(SessionList), self._main.query_one(Detail)
             strip = self._main.query_one(TodayStrip)
+            panel = self._main.query_one(LimitsPanel)
         except NoMatches:
             return
         with self.batch_update():
             sessions.tick()
             detail.tick()
             strip.tick()
+            panel.tick()
         self._update_skips()
         if self.loaded and self.clock() >= self._usage_expires:
             self._usage_expires = math.inf  # asked once; the result sets the next expiry
@@ -445,7 +550,7 @@ class TokwatchApp(App[None]):
     def _empty_text(self) -> Text:
         if not self.loaded:
             return Text("Reading history…", style="dim")
-        roots = "\n".join(f"  {r}" for r in self.engine.roots)
+        roots = "\n".join(f"  {clean(str(r))}" for r in self.engine.roots)
         if self.store.sessions:
             return Text("No session matches the filter.", style="dim")
         return Text.assemble(
@@ -468,22 +573,52 @@ class TokwatchApp(App[None]):
         self._update_side_title()
         self._main.query_one(Detail).set_empty_text(self._empty_text())
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`/` opens the filter only on the dashboard itself, and is a plain character in the
+        filter box and in other screens' inputs (the command palette). Esc goes back to the
+        insights view only after a drill-down, from the dashboard itself. The insights view has
+        no session list: the list's keys are hidden from its footer (and left alone)."""
+        if action == "insights_back":
+            return self._drilled and self.screen is self._main
+        if action in _DASHBOARD_ONLY and isinstance(self.screen, InsightsScreen):
+            return False
+        elsewhere = self.screen is not self._main or isinstance(self.focused, Input)
+        return not (action == "filter" and elsewhere)
+
     def action_filter(self) -> None:
+        """Open the filter box and focus it now: `focus()` waits its turn behind keys already
+        queued, and a fast typist's first letters (`/gem`) went to the list."""
         box = self._main.query_one(FilterInput)
         box.add_class("-visible")
-        box.focus()
+        self._main.set_focus(box)
 
     def action_clear_filter(self) -> None:
+        """Esc, from the filter box or the list: no filter, every session back, the box hidden.
+        After a drill-down from the insights view with no filter typed: back to that view."""
         box = self._main.query_one(FilterInput)
+        if self._drilled and not box.value and not box.has_class("-visible"):
+            self.action_insights_back()
+            return
         box.value = ""
         box.remove_class("-visible")
-        self._main.query_one(SessionList).focus()
+        sessions = self._main.query_one(SessionList)
+        if sessions.query_text:  # (the Changed event of `value = ""` comes later: refilter now)
+            sessions.query_text = ""
+            sessions.refilter()
+            self._update_side_title()
+        sessions.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         sessions = self._main.query_one(SessionList)
-        sessions.query_text = event.value.strip()
+        text = event.value.strip()
+        if text == sessions.query_text:
+            return
+        sessions.query_text = text
         sessions.refilter()
+        if text:
+            sessions.user_moved = True
+            sessions.select_newest()
         self._update_side_title()
 
     @on(Input.Submitted, "#filter")
@@ -505,10 +640,10 @@ class TokwatchApp(App[None]):
             rows = export.rows(self.store)
             export.write_atomic(path, export.to_csv(rows))
         except OSError as e:
-            self.notify(f"Export failed: {e}", title="Export", severity="error", markup=False)
+            self.notify(clean(f"Export failed: {e}"), title="Export", severity="error", markup=False)
             return
         self.last_export = path
-        self.notify(f"{len(rows)} rows written to {path.absolute()}", title="Exported", markup=False)
+        self.notify(clean(f"{len(rows)} rows written to {path.absolute()}"), title="Exported", markup=False)
 
     # ------------------------------------------------------------------ insights (`i`)
     def action_insights(self) -> None:
@@ -573,14 +708,6 @@ class TokwatchApp(App[None]):
         """Esc after a drill-down: the dashboard as it was, and the insights view again."""
         self.action_insights()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Esc goes back to the insights view only after a drill-down, and only from the dashboard
-        itself (elsewhere the key is left to the widget or screen that has it)."""
-        if action == "insights_back":
-            return self._drilled and self.screen is self._main
-        # the insights view has no session list: those keys are hidden from its footer
-        return not (action in _DASHBOARD_ONLY and isinstance(self.screen, InsightsScreen))
-
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
@@ -617,7 +744,7 @@ class TokwatchApp(App[None]):
             (move, "next / previous session (the main pane follows)"),
             (key("toggle_active", "a"), "all sessions / active only"),
             (key("filter", "/"), "filter by project, model or agent (Enter keeps it, Esc clears)"),
-            (key("export", "e"), f"write a CSV snapshot to {self.export_dir}"),
+            (key("export", "e"), f"write a CSV snapshot to {clean(str(self.export_dir))}"),
             (
                 key("insights", "i"),
                 "insights: cost over time, projects, models, cache efficiency, top sessions",
@@ -634,15 +761,18 @@ class TokwatchApp(App[None]):
         self.exit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" (its key panel) would sit beside our "Keys and legend": one is enough.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         yield SystemCommand(
-            "Export CSV snapshot", f"Write tokwatch-*.csv to {self.export_dir}", self.action_export
+            "Export CSV snapshot",
+            f"Write tokwatch-*.csv to {clean(str(self.export_dir))}",
+            self.action_export,
         )
         yield SystemCommand(
             "Toggle active sessions only", "All sessions / active only", self.action_toggle_active
         )
         yield SystemCommand("Filter sessions", "By project, model or agent", self.action_filter)
-        yield SystemCommand("Keys and legend", "The help screen", self.action_help)
+        yield SystemCommand("Keys and legend", "The help screen: every key and mark (?)", self.action_help)
         yield SystemCommand(
             "Insights",
             "Cost over time, projects, models, cache efficiency, top sessions",

@@ -22,26 +22,43 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from tokwatch.core.models import Session, Tokens, Turn
 from tokwatch.core.store import SessionKey, Store
+from tokwatch.core.text import clean
+from tokwatch.reports.limits import compact_point
 from tokwatch.ui import format as fmt
+from tokwatch.ui.road import CompactionRoad
 
 #: Below this many columns the detail pane uses short labels and fewer table columns.
 COMPACT_WIDTH = 70
+#: The model column never grows past this: on a wide screen the numbers stay next to the names.
+MODEL_NAME_MAX = 40
 
 
 class ContextGauge(Widget):
-    """`Context ━━━━━━━━━╺━━━━━  150k / 200k  75%`, coloured by band; it falls after a compaction."""
+    """`Context ━━━━━━━━━╺━━┃━━  150k / 200k  75%`, coloured by band; it falls after a compaction.
+    `┃` marks where the agent auto-compacts, when its rule is known (`ui/road.py`); an assumed
+    window (the log gave none) reads `~272k`."""
 
-    COMPONENT_CLASSES = {"gauge--ok", "gauge--warn", "gauge--high", "gauge--rest", "gauge--label"}
+    COMPONENT_CLASSES = {
+        "gauge--ok",
+        "gauge--warn",
+        "gauge--high",
+        "gauge--rest",
+        "gauge--label",
+        "gauge--marker",
+    }
 
     def __init__(self, **kw: str) -> None:
         super().__init__(**kw)
         self.used = 0
         self.window = 0
         self.peak = 0
+        self.assumed = False
+        self.threshold = 0
 
-    def set(self, used: int, window: int, peak: int) -> None:
-        if (used, window, peak) != (self.used, self.window, self.peak):
-            self.used, self.window, self.peak = used, window, peak
+    def set(self, used: int, window: int, peak: int, assumed: bool = False, threshold: int = 0) -> None:
+        new = (used, window, peak, assumed, threshold)
+        if new != (self.used, self.window, self.peak, self.assumed, self.threshold):
+            self.used, self.window, self.peak, self.assumed, self.threshold = new
             self.refresh()
 
     @property
@@ -53,12 +70,13 @@ class ContextGauge(Widget):
         pct = self.percent
         band = fmt.level(pct)
         label_style = self.get_component_rich_style("gauge--label")
+        mark = fmt.ASSUMED if self.assumed else ""
         numbers = Text.assemble(
             (fmt.tokens(self.used), "bold"),
             " / ",
-            fmt.tokens(self.window) if self.window else "?",
+            fmt.window_text(self.window, self.assumed),
             "  ",
-            (fmt.DASH if pct is None else f"{pct:.0f}%", "bold"),
+            (fmt.UNKNOWN if pct is None else f"{mark}{pct:.0f}%", "bold"),
         )
         if self.peak > self.used * 1.1 and self.peak:
             numbers.append(f"  peak {fmt.tokens(self.peak)}", style="dim")
@@ -72,6 +90,9 @@ class ContextGauge(Widget):
             ("━" * filled, self.get_component_rich_style(f"gauge--{band}")),
             ("━" * (bar_width - filled), self.get_component_rich_style("gauge--rest")),
         )
+        if bar_width and self.window and 0 < self.threshold <= self.window:
+            at = min(bar_width - 1, round(bar_width * self.threshold / self.window))
+            bar = bar[:at] + Text("┃", style=self.get_component_rich_style("gauge--marker")) + bar[at + 1 :]
         return Text.assemble(label, bar, " " if bar_width else "", numbers, no_wrap=True)
 
 
@@ -126,6 +147,10 @@ class Totals(Widget):
         return len(self._lines(width)) or 1
 
 
+#: Turns that are not one request (`Turn.kind`): what the "Last turn" line calls them.
+_KIND_LABEL = {"step": "observed step", "aggregate": "aggregate of several requests"}
+
+
 class LastTurn(Widget):
     """The newest turn's numbers and how long ago it was (the only part the 1 s clock changes)."""
 
@@ -149,8 +174,9 @@ class LastTurn(Widget):
             "  ",
             (fmt.ago(t.timestamp, self.clock()), "dim"),
             "  ",
-            Text(t.model),
-            (" (subagent)", "dim") if t.sidechain else "",
+            Text(clean(t.model)),
+            (" (subagent)", "dim") if t.sidechain and not t.kind else "",
+            (f" ({_KIND_LABEL[t.kind]})", "dim") if t.kind else "",
         )
         parts: list[tuple[str, str]] = [
             ("in", fmt.tokens(t.input)),
@@ -187,7 +213,7 @@ MODEL_COLUMNS_NARROW = (("turns", "Turns", 5), ("total", "Tokens", 6), ("cost", 
 def model_cells(
     model: str, t: Tokens, columns: tuple[tuple[str, str, int], ...], name_width: int
 ) -> list[Text]:
-    cells = [fmt.fit(Text(model), name_width)]
+    cells = [fmt.fit(Text(clean(model)), name_width)]
     for key, _, width in columns:
         if key == "cost":
             value = fmt.cost(t)
@@ -218,7 +244,7 @@ class ModelTable(DataTable[Text]):
         spec = MODEL_COLUMNS_WIDE if width >= COMPACT_WIDTH else MODEL_COLUMNS_NARROW
         pad = 2 * self.cell_padding
         self.columns_spec = spec
-        self.name_width = max(8, width - sum(w + pad for _, _, w in spec) - pad)
+        self.name_width = max(8, min(MODEL_NAME_MAX, width - sum(w + pad for _, _, w in spec) - pad))
         self.clear(columns=True)
         self.add_column("Model", key="model", width=self.name_width)
         for key, label, w in spec:
@@ -285,6 +311,7 @@ class Detail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("Waiting for sessions…"), id="empty")
         yield ContextGauge(id="gauge")
+        yield CompactionRoad(self.store.ledger, id="road")
         yield Totals(id="totals")
         yield ModelTable(id="models")
         yield LastTurn(self.clock, id="last-turn")
@@ -321,7 +348,14 @@ class Detail(VerticalScroll):
         self.query_one("#empty", Static).update(text)
 
     def _fill(self, s: Session) -> None:
-        self.query_one(ContextGauge).set(s.context_used, s.context_window, s.max_context)
+        self.query_one(ContextGauge).set(
+            s.context_used,
+            s.context_window,
+            s.max_context,
+            s.context_window_assumed,
+            compact_point(s)[0] or 0,
+        )
+        self.query_one(CompactionRoad).update_session(s)
         t = s.totals
         b = fmt.burn(s)
         figures = [
@@ -339,7 +373,7 @@ class Detail(VerticalScroll):
             burn = Text(f"{fmt.DASH} (needs 2 turns within {fmt.BURN_MAX_GAP / 60:.0f} min)", style="dim")
         else:
             burn = Text.assemble(
-                (f"{fmt.tokens(round(b.tokens_per_min))} tok/min", "bold"),
+                (f"{fmt.tokens(round(b.tokens_per_min))} {fmt.TOKENS_UNIT}/min", "bold"),
                 " · ",
                 b.cost_per_hour or "",
                 "/h",

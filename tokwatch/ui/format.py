@@ -14,9 +14,10 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from tokwatch.core.models import Session, Tokens
+from tokwatch.core.text import DASH, TOKENS_UNIT, clean, compact, project_name
 
-#: Shown where a number is unknown (an en dash).
-DASH = "\u2013"
+__all__ = ["DASH", "TOKENS_UNIT", "project_name"]
+
 #: How many of a session's latest turns the burn rate looks at.
 BURN_TURNS = 10
 #: A longer pause between two turns ends the "recent" run the burn rate looks at (seconds).
@@ -26,13 +27,8 @@ BURN_MIN_SPAN = 60.0
 
 
 def tokens(n: int) -> str:
-    """150000 -> '150k', 1534 -> '1.53k', 999 -> '999' (humanize's SI prefixes, no trailing zeros)."""
-    if abs(n) < 1000:
-        return str(n)
-    num, _, unit = humanize.metric(n, precision=3).partition(" ")
-    if "." in num:
-        num = num.rstrip("0").rstrip(".")
-    return num + unit
+    """150000 -> '150k', 1534 -> '1.53k', 999 -> '999': the one token style (`core.text.compact`)."""
+    return compact(n)
 
 
 def usd(v: float) -> str:
@@ -92,19 +88,8 @@ def duration(seconds: float) -> str:
     return f"{d}d {h:02d}h"
 
 
-def project_name(project: str) -> str:
-    """The last folder of a project path (POSIX, ~ or Windows); any other name whole, as written."""
-    looks_like_path = project.startswith(("/", "~", "\\")) or (
-        len(project) > 2 and project[1:3] in (":\\", ":/")
-    )
-    if not looks_like_path:
-        return project or DASH
-    parts = [p for p in project.replace("\\", "/").split("/") if p]
-    return parts[-1] if parts else project
-
-
 def short_id(session_id: str) -> str:
-    return session_id[:8]
+    return clean(session_id[:8])
 
 
 def level(percent: float | None) -> str:
@@ -114,9 +99,25 @@ def level(percent: float | None) -> str:
     return "warn" if percent < 80 else "high"
 
 
+#: Shown for a context window (and its share) that is not known.
+UNKNOWN = "?"
+#: Marks a window the agent does not state, assumed from its default (`~272k`).
+ASSUMED = "~"
+
+
+def window_text(window: int, assumed: bool) -> str:
+    """'200k', '~272k' (assumed), '?' (unknown: never 0)."""
+    if not window:
+        return UNKNOWN
+    return (ASSUMED if assumed else "") + tokens(window)
+
+
 def percent(s: Session) -> str:
+    """The context share: '49%', '~49%' of an assumed window, '?' of an unknown one."""
     p = s.context_percent
-    return DASH if p is None else f"{p:.0f}%"
+    if p is None:
+        return UNKNOWN
+    return f"{ASSUMED if s.context_window_assumed else ''}{p:.0f}%"
 
 
 def is_active(s: Session, now: float, active_minutes: float) -> bool:
@@ -191,7 +192,7 @@ def entry(s: Session, now: float, active: bool, width: int, one_line: bool) -> T
     or after its time (two lines).
     """
     marker = Text("● ", style="bold green") if active else Text("· ", style="dim")
-    agent = fit(Text(s.agent, style="bold"), AGENT_WIDTH - 1) + Text(" ")
+    agent = fit(Text(clean(s.agent), style="bold"), AGENT_WIDTH - 1) + Text(" ")
     name = Text(project_name(s.project))
     when = Text(ago(s.last_seen, now), style="" if active else "dim")
     money = cost(s.totals)

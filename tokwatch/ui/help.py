@@ -12,22 +12,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+#: One line each at 100 columns: the whole help fits a 100 x 30 terminal (it scrolls when smaller).
 LEGEND = (
-    ("●", "active: a turn in the last {minutes:g} minutes"),
-    ("ctx 75%", "context used of the model's window: green < 50%, yellow < 80%, red above"),
-    ("peak", "the largest context seen; the gauge falls back after a compaction"),
-    ("≥$X*", "a lower bound: some turns use a model without a known price"),
-    ("unknown", "no turn of it could be priced (never shown as $0)"),
-    ("burn rate", "tokens/min and $/h over the latest turns (a pause over 15 min ends the run)"),
-    ("Today", "today's cost, tokens and turns (local midnight to midnight); daily budget used"),
-    (
-        "Block",
-        "the running 5-hour block: time left, cost, tokens, $/h since its first turn and the cost "
-        "projected at its end at that pace; block budget used",
-    ),
-    ("daily 42%", "a budget's share used: green < 50%, yellow < 80%, red above; 80% and 100% ring the bell"),
-    ("archived", "the session's log files were deleted; its totals come from tokwatch's cache"),
-    ("⚠ 3 skipped", "log lines that could not be read (in the header); ! lists them by file"),
+    ("● archived", "a turn in the last {minutes:g} min; the session's log files were deleted"),
+    ("ctx 75%  peak", "context used (green < 50%, yellow < 80%, red); the largest seen"),
+    ("~272k  ?  ┃", "a window assumed; unknown; where the agent auto-compacts"),
+    ("≥$X*  unknown", "some turns have no known price (a lower bound); none has"),
+    ("burn rate", "tok/min and $/h over the latest turns (a 15-min pause ends it)"),
+    ("Today  Block", "today's usage; the 5-hour block: time left, $/h, cost at its end"),
+    ("daily 42%", "a budget's share used; 80% and 100% ring the bell"),
+    ("Codex 5h 13%", "a plan window: share, ↻ reset, 100% at this pace, age (⚠ stale)"),
+    ("⚠ 3 skipped", "log lines that could not be read (header); ! lists them"),
 )
 
 
@@ -46,12 +41,14 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(Text("Keys", style="bold"), classes="help-heading")
+            yield Static(Text("Keys", style="bold"), classes="help-heading", id="help-first")
             yield Static(self._grid((key, Text(what)) for key, what in self.keys))
             yield Static(Text("Marks", style="bold"), classes="help-heading")
             marks = ((mark, Text(what.format(minutes=self.active_minutes))) for mark, what in LEGEND)
             yield Static(self._grid(marks))
-            yield Static(Text("Esc, ? or q closes this help.", style="dim"), classes="help-heading")
+            yield Static(
+                Text("Esc, ? or q closes this help; ↑/↓ scroll it.", style="dim"), classes="help-heading"
+            )
 
     @staticmethod
     def _grid(rows: Iterable[tuple[str, Text]]) -> Table:

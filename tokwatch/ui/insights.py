@@ -2,8 +2,8 @@
 
 A screen of its own, installed once and pushed over the dashboard, so its range, tab, sort order
 and cursor are there again the next time. Every number comes from `reports.insights.compute`: SQL
-on the ledger, run on a thread worker through the view's own read-only connection (the engine
-writes meanwhile, neither waits), posted back as an immutable `Insights`. One run at a time;
+on the ledger, run on a thread worker through the ledger's read connections (a query runs
+beside the engine's writes), posted back as an immutable `Insights`. One run at a time;
 requests made while one runs (a batch of turns, a key) are coalesced into one more run. Live: the
 app tells the screen when a batch is recorded, and the screen counts again while it is shown, so
 today's bar grows as turns arrive; a new local day is noticed by the clock.
@@ -33,7 +33,6 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tokwatch.config import Config
-from tokwatch.core.ledger import Ledger, LedgerError
 from tokwatch.core.models import Tokens
 from tokwatch.core.store import SessionKey, Store
 from tokwatch.reports import insights as ins
@@ -305,7 +304,6 @@ class InsightsScreen(Screen[None]):
         self.tz = tz
         self.spec = query or Query()
         self.data: Insights | None = None
-        self._reader: Ledger | None = None
         #: keeps the days before today between counts: a count after a batch queries today only
         self.counter = ins.Counter()
         self._token = 0
@@ -359,11 +357,6 @@ class InsightsScreen(Screen[None]):
         if self._shown_before:
             self.request_refresh(now=True)
         self._shown_before = True
-
-    def on_unmount(self) -> None:
-        if self._reader is not None and self._reader is not self.store.ledger:
-            self._reader.close()
-        self._reader = None
 
     def on_resize(self) -> None:
         self._relayout(self.size.width)
@@ -422,23 +415,13 @@ class InsightsScreen(Screen[None]):
 
         return time.monotonic()
 
-    def _ledger(self) -> Ledger:
-        """The view's own read-only connection (a file ledger), else the store's (in memory)."""
-        if self._reader is None:
-            path = self.store.ledger.path
-            self._reader = self.store.ledger
-            if path is not None and path.exists():
-                with contextlib.suppress(LedgerError, OSError, Exception):
-                    self._reader = Ledger.reader(path)
-        return self._reader
-
     @work(thread=True, exit_on_error=False, group="insights", name="insights")
     def _count(self, q: Query, today: date, token: int) -> None:
         """On a worker thread: the two queries and the arithmetic; post the immutable result."""
         with self.store.lock:
             models = {(s.agent, m) for s in self.store.sessions.values() for m in s.by_model}
         base = report.Filters(tz=self.tz).scope(self.store)
-        data = self.counter.count(self._ledger(), base, q, today, self.tz, self.store.pricer.card, models)
+        data = self.counter.count(self.store.ledger, base, q, today, self.tz, self.store.pricer.card, models)
         if not get_current_worker().is_cancelled:
             self.post_message(InsightsComputed(data, token))
 

@@ -31,6 +31,14 @@ class LoadDone(Message):
     """History is in the store; following starts now."""
 
 
+class Problem(Message):
+    """Something failed in the engine thread and was worked around (the details are in the log)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class ChangesArrived(Message):
     """One batch recorded by the follow loop: its turns and the sessions as they now stand."""
 

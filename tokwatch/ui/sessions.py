@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist, RowKey
@@ -40,6 +41,7 @@ def _version(s: Session) -> tuple[object, ...]:
         t.unpriced_turns,
         s.context_used,
         s.context_window,
+        s.context_window_assumed,
         s.archived,
     )
 
@@ -50,6 +52,10 @@ def row_key(key: SessionKey) -> str:
 
 class SessionList(DataTable[Text]):
     """Every session (or the active ones, or those matching a filter), most recently active first."""
+
+    BINDINGS = [
+        Binding("escape", "app.clear_filter", "Clear filter", id="sessions.clear_filter", show=False),
+    ]
 
     class Relayout(Message):
         """The rows were rebuilt for a new width."""
@@ -226,6 +232,13 @@ class SessionList(DataTable[Text]):
             self.move_cursor(row=0, animate=False)
             self._announce()
 
+    def select_newest(self) -> None:
+        """The filter changed: select its newest match (the top row) and scroll it into view."""
+        if self.row_count:
+            self.move_cursor(row=0, animate=False, scroll=True)
+            self.scroll_home(animate=False)
+            self._announce()
+
     def action_cursor_down(self) -> None:
         self.user_moved = True
         super().action_cursor_down()
@@ -233,6 +246,29 @@ class SessionList(DataTable[Text]):
     def action_cursor_up(self) -> None:
         self.user_moved = True
         super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        self.user_moved = True
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        self.user_moved = True
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        """Home (and ctrl+home): the first session; DataTable's Home only moves between columns."""
+        self.user_moved = True
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_scroll_end(self) -> None:
+        """End (and ctrl+end): the last session."""
+        self.user_moved = True
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    action_scroll_top = action_scroll_home
+    action_scroll_bottom = action_scroll_end
 
     def on_click(self) -> None:
         self.user_moved = True

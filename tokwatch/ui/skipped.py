@@ -1,7 +1,7 @@
 """The `!` screen: which log files had lines tokwatch could not read, and how many.
 
 Paths come from the file system, so they only ever enter a `Text` as plain content (a folder
-named `[red]` shows those brackets).
+named `[red]` shows those brackets), and terminal-safe (`clean`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tokwatch.core.text import clean
+
 
 def skipped_table(by_file: Mapping[Path, int]) -> Table:
     """Most skipped lines first; the path wraps under itself, the count stays right-aligned."""
@@ -25,7 +27,7 @@ def skipped_table(by_file: Mapping[Path, int]) -> Table:
     grid.add_column(ratio=1, overflow="fold")
     for path, n in sorted(by_file.items(), key=lambda kv: (-kv[1], str(kv[0]))):
         if n:
-            grid.add_row(Text(f"{n:,}"), Text(str(path)))
+            grid.add_row(Text(f"{n:,}"), Text(clean(str(path))))
     return grid
 
 

@@ -91,8 +91,7 @@ def today_text(
         cost.stylize("bold")
         parts.append(cost)
         if level <= 2:
-            unit = " tokens" if level == 0 else " tok" if level == 1 else ""
-            parts.append(Text(fmt.tokens(t.total) + unit))
+            parts.append(Text(fmt.tokens(t.total) + (f" {fmt.TOKENS_UNIT}" if level <= 1 else "")))
         if level <= 1:
             parts.append(Text(f"{t.turns} turn{'s' if t.turns != 1 else ''}"))
     if daily is not None:
@@ -124,13 +123,13 @@ def block_text(
     cost = fmt.cost(t)
     parts.append(cost)
     if level <= 1:
-        parts.append(Text(fmt.tokens(t.total) + (" tokens" if level == 0 else " tok")))
+        parts.append(Text(f"{fmt.tokens(t.total)} {fmt.TOKENS_UNIT}"))
     if level <= 2 and proj.tokens_per_minute is not None and proj.elapsed_s > 0:
         minutes = proj.elapsed_s / 60
         if t.turns and t.unpriced_turns >= t.turns:
             # nothing priced: a token pace says more than "unknown/h"
-            pace = Text(f"{fmt.tokens(round(proj.tokens_per_minute))} tok/min → ")
-            pace.append(f"{fmt.tokens(proj.projected_tokens or t.total)} tok")
+            pace = Text(f"{fmt.tokens(round(proj.tokens_per_minute))} {fmt.TOKENS_UNIT}/min → ")
+            pace.append(f"{fmt.tokens(proj.projected_tokens or t.total)} {fmt.TOKENS_UNIT}")
         else:
             pace = fmt.cost(_scaled(t, 60.0 / minutes))
             pace.append("/h → ")

@@ -22,6 +22,9 @@ from tokwatch.reports import tally
 from tokwatch.reports.tally import Part, Scope
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tokwatch.core.ledger import Ledger
     from tokwatch.core.store import Store
 
 VIEWS = ("daily", "weekly", "monthly", "session", "blocks")
@@ -139,9 +142,16 @@ class Report:
 
 def day_parts(store: Store, scope: Scope, tz: tzinfo | None) -> list[tuple[date | None, Part]]:
     """The scope's sums per local day and model (None: undated turns), exact in any zone."""
+    return ledger_day_parts(store.ledger, scope, tz)
+
+
+def ledger_day_parts(
+    ledger: Ledger, scope: Scope, tz: tzinfo | None, tiers: Sequence[int] = ()
+) -> list[tuple[date | None, Part]]:
+    """`day_parts` on a ledger, optionally split by price tier bracket (`tally.parts`)."""
     out: list[tuple[date | None, Part]] = []
     split: list[float] = []
-    for p in tally.parts(store.ledger, scope, bucket=tally.QUARTER):
+    for p in tally.parts(ledger, scope, bucket=tally.QUARTER, tiers=tiers):
         if p.bucket is None:
             out.append((None, p))
             continue
@@ -156,7 +166,7 @@ def day_parts(store: Store, scope: Scope, tz: tzinfo | None) -> list[tuple[date 
             since=max(b, scope.since or b),
             until=min(b + tally.QUARTER, scope.until or b + tally.QUARTER),
         )
-        for p in tally.parts(store.ledger, narrow, bucket=1.0):
+        for p in tally.parts(ledger, narrow, bucket=1.0, tiers=tiers):
             if p.bucket is not None:
                 out.append((local_date(p.bucket, tz), p))
     return out

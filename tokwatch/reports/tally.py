@@ -58,8 +58,9 @@ class Scope:
 @dataclass(slots=True)
 class Part:
     """One group's sums: `bucket` (the quarter hour's start, None for undated turns), the session
-    (ledger id, agent, session id, project) when grouped by session, the model, and the times of
-    its first and last turn; `project` is the session's project when grouped by project."""
+    (ledger id, agent, session id, project) when grouped by session, the model, the price tier
+    bracket when grouped by `tiers`, and the times of its first and last turn; `project` is the
+    session's project when grouped by project."""
 
     bucket: float | None
     session: tuple[int, str, str, str] | None
@@ -69,12 +70,26 @@ class Part:
     first: float = 0.0
     last: float = 0.0
     project: str = ""
+    #: how many of the `tiers` thresholds the turns' prompts exceed (0 when not grouped by tier)
+    tier: int = 0
+    #: the 1-hour part of `tokens.cache_write` (priced apart from 5-minute writes)
+    cache_write_1h: int = 0
 
 
 _SUMS = (
     "count(*), sum(t.input), sum(t.cache_read), sum(t.cache_write), sum(t.output), sum(t.reasoning),"
-    " sum(t.cost), count(*) - count(t.cost), min(NULLIF(t.ts, 0)), max(t.ts)"
+    " sum(t.cost), count(*) - count(t.cost), min(NULLIF(t.ts, 0)), max(t.ts), sum(t.cache_write_1h)"
 )
+#: A turn's prompt, as `RateCard.cost_pico` measures it to pick a price tier.
+PROMPT = "(t.input + t.cache_read + t.cache_write)"
+
+
+def tier_case(tiers: Sequence[int]) -> str:
+    """SQL for how many of the (ascending) thresholds a turn's prompt exceeds: its tier bracket."""
+    if not tiers:
+        return "0"
+    whens = " ".join(f"WHEN {PROMPT} > {int(t)} THEN {i + 1}" for i, t in reversed(list(enumerate(tiers))))
+    return f"CASE {whens} ELSE 0 END"
 
 
 def parts(
@@ -84,8 +99,11 @@ def parts(
     bucket: float | None = None,
     by_session: bool = False,
     by_project: bool = False,
+    tiers: Sequence[int] = (),
 ) -> list[Part]:
-    """Sums grouped by (quarter-hour bucket | session | session's project), agent and model."""
+    """Sums grouped by (quarter-hour bucket | session | session's project), agent and model, and
+    by price tier bracket when `tiers` (ascending prompt thresholds, in tokens) are given."""
+    tiers = sorted(set(tiers))
     cols = []
     if bucket is not None:
         cols.append(f"CASE WHEN t.ts > 0 THEN CAST(t.ts / {float(bucket)} AS INTEGER) END")
@@ -94,6 +112,8 @@ def parts(
     elif by_project:
         cols.append("s.project")
     cols += ["s.agent", "t.model"]
+    if tiers:
+        cols.append(tier_case(tiers))
     where, args = scope.where()
     group = ", ".join(str(i + 1) for i in range(len(cols)))
     sql = f"SELECT {', '.join(cols)}, {_SUMS} FROM turns t JOIN sessions s ON s.id = t.session{where} GROUP BY {group}"
@@ -115,9 +135,14 @@ def parts(
             project = str(r[i])
             i += 1
         agent, model = str(r[i]), str(r[i + 1])
+        i += 2
         if sess is not None:
             sess = (sess[0], agent, sess[2], sess[3])
-        n, inp, cr, cw, out_, rs, cost, unpriced, first, last = r[i + 2 :]
+        tier = 0
+        if tiers:
+            tier = int(r[i])
+            i += 1
+        n, inp, cr, cw, out_, rs, cost, unpriced, first, last, cw1h = r[i:]
         out.append(
             Part(
                 b,
@@ -128,6 +153,8 @@ def parts(
                 float(first or 0.0),
                 float(last or 0.0),
                 project,
+                tier,
+                int(cw1h or 0),
             )
         )
     return out
@@ -147,8 +174,8 @@ def _fetch(
     select = ", ".join(cols)
     with ledger.reading() as db:
         raw = db.execute(
-            f"SELECT {select}, t.input, t.cache_read, t.cache_write, t.output, t.reasoning, t.cost, t.ts"
-            f" FROM turns t JOIN sessions s ON s.id = t.session{where}",
+            f"SELECT {select}, t.input, t.cache_read, t.cache_write, t.output, t.reasoning, t.cost, t.ts,"
+            f" t.cache_write_1h FROM turns t JOIN sessions s ON s.id = t.session{where}",
             args2,
         ).fetchall()
     k = len(cols)
@@ -157,7 +184,7 @@ def _fetch(
         key = tuple(r[:k])
         a = acc.get(key)
         if a is None:
-            a = acc[key] = [0, 0, 0, 0, 0, 0, 0, 0, None, 0.0]
+            a = acc[key] = [0, 0, 0, 0, 0, 0, 0, 0, None, 0.0, 0]
         a[0] += 1  # type: ignore[operator]
         for j in range(5):
             a[1 + j] += r[k + j]  # type: ignore[operator]
@@ -169,6 +196,7 @@ def _fetch(
         if ts:
             a[8] = ts if a[8] is None else min(a[8], ts)  # type: ignore[type-var]
             a[9] = max(a[9], ts)  # type: ignore[type-var,call-overload]
+        a[10] += r[k + 7]  # type: ignore[operator]
     return [(*key, *a) for key, a in acc.items()]
 
 

@@ -46,6 +46,7 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
+from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tokwatch.config import Config, with_top_level_key
@@ -60,9 +61,10 @@ from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
 from tokwatch.ui.help import HelpScreen
+from tokwatch.ui.insights import Drill, InsightsScreen
 from tokwatch.ui.limits import LimitsPanel
 from tokwatch.ui.messages import ChangesArrived, LoadDone, LoadProgress, Problem, UsageComputed
-from tokwatch.ui.sessions import SessionList
+from tokwatch.ui.sessions import SessionList, row_key
 from tokwatch.ui.skipped import SkippedScreen
 from tokwatch.ui.strip import TodayStrip
 
@@ -92,7 +94,7 @@ class FilterInput(Input):
 class TokwatchApp(App[None]):
     """`tokwatch [PATHS...]`: every agent session, the selected one in detail, live."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "insights.tcss"]  # (both at start: opening the insights view re-styles nothing)
     TITLE = "tokwatch"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide"), (XWIDE_FROM, "-xwide")]
     BINDINGS = [
@@ -103,6 +105,9 @@ class TokwatchApp(App[None]):
         # right after it (`/gem` comes from the terminal in one burst) are handed out
         Binding("slash", "filter", "Filter", id="filter", key_display="/", priority=True),
         Binding("e", "export", "Export", id="export"),
+        Binding("i", "insights", "Insights", id="insights"),
+        # only while a project or session chosen in the insights view is shown (see check_action)
+        Binding("escape", "insights_back", "Back to insights", id="insights_back", show=False),
         Binding("exclamation_mark", "skipped", "Skipped lines", id="skipped", key_display="!", show=False),
         Binding("j", "select_next", "Next", id="select_next", group=MOVE),
         Binding("k", "select_previous", "Previous", id="select_previous", group=MOVE),
@@ -150,6 +155,10 @@ class TokwatchApp(App[None]):
         self._usage_failed = False
         #: when the day or the running block ends: the clock then asks for fresh usage
         self._usage_expires = math.inf
+        #: the insights view (`i`), made on first use and kept, with its range, tab and cursor
+        self._insights: InsightsScreen | None = None
+        #: True while the dashboard shows what was chosen in the insights view (Esc goes back)
+        self._drilled = False
 
     # ------------------------------------------------------------------ layout
     @property
@@ -327,6 +336,8 @@ class TokwatchApp(App[None]):
         self._seed_session_alarms()
         self._request_usage()
         self._main.query_one(LimitsPanel).request()
+        if self._insights is not None:
+            self._insights.data_changed(None)  # opened while history was read: count it all again
 
     def on_changes_arrived(self, message: ChangesArrived) -> None:
         """One recorded batch: update only what it changed."""
@@ -346,6 +357,9 @@ class TokwatchApp(App[None]):
             self._update_side_title()
         self._check_session_budgets(changes.sessions)
         self._request_usage()
+        if self._insights is not None:
+            dated = [c.turn.timestamp for c in changes.turns if c.turn.timestamp > 0]
+            self._insights.data_changed(min(dated) if dated else math.inf)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -509,6 +523,8 @@ class TokwatchApp(App[None]):
         sessions = self._main.query_one(SessionList)
         side = self._main.query_one("#side")
         side.border_title = "Active sessions" if sessions.active_only else "Sessions"
+        if sessions.project is not None:
+            side.border_title += f" · {fmt.project_name(sessions.project)}"
         total = len(self.store.sessions)
         side.border_subtitle = f"{sessions.shown} of {total}" if sessions.shown != total else f"{total}"
 
@@ -559,7 +575,13 @@ class TokwatchApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`/` opens the filter only on the dashboard itself, and is a plain character in the
-        filter box and in other screens' inputs (the command palette)."""
+        filter box and in other screens' inputs (the command palette). Esc goes back to the
+        insights view only after a drill-down, from the dashboard itself. The insights view has
+        no session list: the list's keys are hidden from its footer (and left alone)."""
+        if action == "insights_back":
+            return self._drilled and self.screen is self._main
+        if action in _DASHBOARD_ONLY and isinstance(self.screen, InsightsScreen):
+            return False
         elsewhere = self.screen is not self._main or isinstance(self.focused, Input)
         return not (action == "filter" and elsewhere)
 
@@ -571,8 +593,12 @@ class TokwatchApp(App[None]):
         self._main.set_focus(box)
 
     def action_clear_filter(self) -> None:
-        """Esc, from the filter box or the list: no filter, every session back, the box hidden."""
+        """Esc, from the filter box or the list: no filter, every session back, the box hidden.
+        After a drill-down from the insights view with no filter typed: back to that view."""
         box = self._main.query_one(FilterInput)
+        if self._drilled and not box.value and not box.has_class("-visible"):
+            self.action_insights_back()
+            return
         box.value = ""
         box.remove_class("-visible")
         sessions = self._main.query_one(SessionList)
@@ -619,6 +645,69 @@ class TokwatchApp(App[None]):
         self.last_export = path
         self.notify(clean(f"{len(rows)} rows written to {path.absolute()}"), title="Exported", markup=False)
 
+    # ------------------------------------------------------------------ insights (`i`)
+    def action_insights(self) -> None:
+        """Open the insights view (made once, then kept); leaves a drill-down it opened."""
+        if isinstance(self.screen, InsightsScreen):
+            return
+        self._undrill()
+        if self._insights is None:
+            self._insights = InsightsScreen(self.store, config=self.config, clock=self.clock, tz=self.tz)
+            self.install_screen(self._insights, "insights")
+        self.push_screen("insights")
+
+    @on(Drill)
+    def _drill(self, event: Drill) -> None:
+        """Enter in the insights view: that project's sessions, or that session, on the dashboard."""
+        if isinstance(self.screen, InsightsScreen):
+            self.pop_screen()
+        sessions = self._main.query_one(SessionList)
+        if event.project is not None:
+            sessions.project = event.project
+            sessions.refilter()
+            sessions.user_moved = True
+            if sessions.row_count:
+                sessions.move_cursor(row=0, animate=False)
+        if event.session is not None:
+            self._show_session(sessions, event.session)
+        self._drilled = True
+        self._update_side_title()
+        self._main.query_one(Detail).set_empty_text(self._empty_text())
+        sessions.focus()
+
+    def _show_session(self, sessions: SessionList, key: SessionKey) -> None:
+        """Select a session, dropping the list's filters first if they hide it."""
+        with self.store.lock:
+            s = self.store.sessions.get(key)
+        if s is None:
+            self.notify("That session is not in the list (it was pruned).", severity="warning")
+            return
+        if not sessions.matches(s, self.clock()):
+            sessions.project = None
+            sessions.active_only = False
+            box = self._main.query_one(FilterInput)
+            box.value = ""
+            box.remove_class("-visible")
+            sessions.query_text = ""
+            sessions.refilter()
+        sessions.user_moved = True
+        with contextlib.suppress(RowDoesNotExist):
+            sessions.move_cursor(row=sessions.get_row_index(row_key(key)), animate=False)
+
+    def _undrill(self) -> None:
+        if not self._drilled:
+            return
+        self._drilled = False
+        sessions = self._main.query_one(SessionList)
+        if sessions.project is not None:
+            sessions.project = None
+            sessions.refilter()
+            self._update_side_title()
+
+    def action_insights_back(self) -> None:
+        """Esc after a drill-down: the dashboard as it was, and the insights view again."""
+        self.action_insights()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
@@ -656,6 +745,10 @@ class TokwatchApp(App[None]):
             (key("toggle_active", "a"), "all sessions / active only"),
             (key("filter", "/"), "filter by project, model or agent (Enter keeps it, Esc clears)"),
             (key("export", "e"), f"write a CSV snapshot to {clean(str(self.export_dir))}"),
+            (
+                key("insights", "i"),
+                "insights: cost over time, projects, models, cache efficiency, top sessions",
+            ),
             (key("skipped", "!"), "list the log lines that could not be read, by file"),
             (key("help", "?"), "this help"),
             ("ctrl+p", "command palette: themes, export, filter…"),
@@ -680,7 +773,16 @@ class TokwatchApp(App[None]):
         )
         yield SystemCommand("Filter sessions", "By project, model or agent", self.action_filter)
         yield SystemCommand("Keys and legend", "The help screen: every key and mark (?)", self.action_help)
+        yield SystemCommand(
+            "Insights",
+            "Cost over time, projects, models, cache efficiency, top sessions",
+            self.action_insights,
+        )
         yield SystemCommand("Skipped lines", "Log lines that could not be read, by file", self.action_skipped)
+
+
+#: Keys that act on the session list, not shown (nor acting) while the insights view is on top.
+_DASHBOARD_ONLY = frozenset({"toggle_active", "filter", "select_next", "select_previous", "skipped"})
 
 
 def _period(s: Session) -> str:

@@ -74,6 +74,8 @@ class SessionList(DataTable[Text]):
         self.active_minutes = active_minutes
         self.active_only = False
         self.query_text = ""
+        #: only this project's sessions (exactly; chosen in the insights view), None: every project
+        self.project: str | None = None
         self.one_line = False
         self.entry_width = 0
         self.selected: SessionKey | None = None
@@ -88,6 +90,8 @@ class SessionList(DataTable[Text]):
     # ------------------------------------------------------------------ filtering
     def matches(self, s: Session, now: float) -> bool:
         if self.active_only and not fmt.is_active(s, now, self.active_minutes):
+            return False
+        if self.project is not None and s.project != self.project:
             return False
         q = self.query_text.casefold()
         if not q:

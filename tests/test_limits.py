@@ -403,9 +403,9 @@ def test_upgrade_from_schema_1_keeps_everything(tmp_path: Path) -> None:
     db.close()
     ledger = Ledger.at(tmp_path)
     opened = ledger.open()
-    assert opened.migrated_from == 1 and SCHEMA_VERSION == 2
+    assert opened.migrated_from == 1
     with ledger.reading() as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT turn_id, cost, writer FROM turns").fetchall() == [("t1", 1234, 7)]
         assert conn.execute("SELECT version FROM sessions").fetchall() == [(3,)]
         assert conn.execute("SELECT value FROM meta WHERE key='pricing'").fetchall() == [("k",)]
@@ -413,7 +413,52 @@ def test_upgrade_from_schema_1_keeps_everything(tmp_path: Path) -> None:
     store.apply([], [], [sample(), Compaction("codex", "s1", "k", 1771875300.0)])
     assert len(limits.history(ledger)) == 1
     ledger.close()
-    assert Ledger.at(tmp_path).open().migrated_from is None  # already at 2: nothing to do
+    assert Ledger.at(tmp_path).open().migrated_from is None  # already current: nothing to do
+
+
+def test_upgrade_from_schema_2_keeps_every_sample_and_its_id(tmp_path: Path) -> None:
+    """Schema 3 re-keys limit_samples (one index fewer); the rows, their ids and the key's
+    duplicates rule are as before, and lookups by window still use an index."""
+    path = tmp_path / "ledger.db"
+    db = sqlite3.connect(path)
+    for v in (0, 1):
+        db.executescript(MIGRATIONS[v])
+    db.execute("PRAGMA user_version=2")
+    rows = [
+        (5, "codex", "openai", "rollout", "codex", 300, 12.5, 1771893000.0, 1771875274.0, "plus", "s1", 7),
+        (9, "codex", "openai", "rollout", "codex", 10080, 40.0, None, 1771875274.0, "", "s1", 7),
+        (11, "claude", "anthropic", "statusline", "claude", 300, 3.0, None, 1771875300.0, "", "", 0),
+    ]
+    db.executemany(
+        f"INSERT INTO limit_samples(id, {SAMPLE_COLUMNS}, writer) VALUES({','.join('?' * 12)})", rows
+    )
+    db.commit()
+    db.close()
+    ledger = Ledger.at(tmp_path)
+    assert ledger.open().migrated_from == 2
+    with ledger.reading() as conn:
+        assert (
+            conn.execute(f"SELECT id, {SAMPLE_COLUMNS}, writer FROM limit_samples ORDER BY id").fetchall()
+            == rows
+        )
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name='limit_samples'")
+        }
+        assert "limit_samples_window" not in indexes and "limit_samples_time" in indexes
+        plan = " ".join(
+            str(r[3])
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT used_percent FROM limit_samples WHERE agent='codex'"
+                " AND limit_id='codex' AND window_minutes=300 AND observed_at BETWEEN 1 AND 2"
+            )
+        )
+        assert "USING INDEX sqlite_autoindex_limit_samples" in plan and "observed_at>" in plan
+    with pytest.raises(sqlite3.IntegrityError), ledger.transaction() as w:  # the same key, refused
+        w.execute(
+            f"INSERT INTO limit_samples({SAMPLE_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?)",
+            ("codex", "openai", "rollout", "codex", 300, 99.0, None, 1771875274.0, "", ""),
+        )
+    ledger.close()
 
 
 # ---------------------------------------------------------------- the engine

@@ -9,8 +9,9 @@ survives them. It holds:
   in the same transaction as its turns, so a start shows history without replaying any turn;
 * `files`: each log file's cursor (identity, offset, fingerprints, parser state) and the sessions
   it produced turns for;
-* `limit_samples` and `compactions` (schema 2): plan-window readings and compaction boundaries,
-  history added with the turns of the same batch (`core/ledger_obs.py`).
+* `limit_samples` and `compactions` (schema 2; schema 3 re-keys `limit_samples`): plan-window
+  readings and compaction boundaries, history added with the turns of the same batch
+  (`core/ledger_obs.py`).
 
 Guarantees (docs/robustness.md):
 
@@ -66,6 +67,22 @@ _TOKENS_OK = " AND ".join(
     f"{c} BETWEEN 0 AND {MAX_TOKENS}"
     for c in ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning", "context_tokens")
 )
+
+#: limit_samples' columns (schemas 2 and 3 differ only in the order of the UNIQUE key)
+_SAMPLE_DDL = f"""
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        source TEXT NOT NULL,
+        limit_id TEXT NOT NULL,
+        window_minutes INTEGER NOT NULL CHECK(window_minutes BETWEEN 1 AND 5270400),
+        used_percent REAL NOT NULL CHECK(used_percent BETWEEN 0 AND 1000),
+        resets_at REAL CHECK(resets_at IS NULL OR resets_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        observed_at REAL NOT NULL CHECK(observed_at BETWEEN {MIN_TS} AND {MAX_TS}),
+        plan_type TEXT NOT NULL DEFAULT '',
+        session_id TEXT NOT NULL DEFAULT '',
+        writer INTEGER NOT NULL DEFAULT 0
+""".strip()
 
 #: MIGRATIONS[i] brings a database at user_version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -132,18 +149,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 1 -> 2: what logs say besides billed turns (core/observations.py, core/ledger_obs.py)
     f"""
     CREATE TABLE limit_samples(
-        id INTEGER PRIMARY KEY,
-        agent TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        source TEXT NOT NULL,
-        limit_id TEXT NOT NULL,
-        window_minutes INTEGER NOT NULL CHECK(window_minutes BETWEEN 1 AND 5270400),
-        used_percent REAL NOT NULL CHECK(used_percent BETWEEN 0 AND 1000),
-        resets_at REAL CHECK(resets_at IS NULL OR resets_at BETWEEN {MIN_TS} AND {MAX_TS}),
-        observed_at REAL NOT NULL CHECK(observed_at BETWEEN {MIN_TS} AND {MAX_TS}),
-        plan_type TEXT NOT NULL DEFAULT '',
-        session_id TEXT NOT NULL DEFAULT '',
-        writer INTEGER NOT NULL DEFAULT 0,
+        {_SAMPLE_DDL},
         UNIQUE(agent, source, limit_id, window_minutes, observed_at)
     ) STRICT;
     CREATE INDEX limit_samples_window ON limit_samples(agent, limit_id, window_minutes, observed_at);
@@ -158,6 +164,19 @@ MIGRATIONS: tuple[str, ...] = (
         post_tokens INTEGER CHECK(post_tokens IS NULL OR post_tokens BETWEEN 0 AND {MAX_TOKENS}),
         PRIMARY KEY(agent, session_id, key)
     ) STRICT, WITHOUT ROWID;
+    """,
+    # 2 -> 3: limit_samples keyed (agent, limit, window, time, source): the key's own index then
+    # serves every lookup by window (`ledger_obs._NEARBY`, the limits panel), so the second index on
+    # those columns goes (a fifth of the ledger on a busy Codex history). Same rows, same ids.
+    f"""
+    CREATE TABLE limit_samples_3(
+        {_SAMPLE_DDL},
+        UNIQUE(agent, limit_id, window_minutes, observed_at, source)
+    ) STRICT;
+    INSERT INTO limit_samples_3 SELECT * FROM limit_samples;
+    DROP TABLE limit_samples;
+    ALTER TABLE limit_samples_3 RENAME TO limit_samples;
+    CREATE INDEX limit_samples_time ON limit_samples(observed_at);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -349,6 +349,21 @@ def test_a_fifo_in_place_of_the_ledger_never_blocks(tmp_path: Path, logs: Path) 
     assert b"could not be read" in r.stderr
 
 
+def test_a_command_leaves_no_write_ahead_log_behind(logs: Path, data: Path) -> None:
+    """`export` returns without closing anything: the ledger's connections are still closed at exit,
+    so the WAL is checkpointed into the database and removed, not left on disk beside it."""
+    env = {**os.environ, "TOKWATCH_DATA_DIR": str(data)}
+    out = data.parent / "out.csv"
+    r = subprocess.run(
+        [sys.executable, "-m", "tokwatch", "export", str(logs), "-o", str(out)], env=env, capture_output=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert (data / FILE_NAME).stat().st_size > 0 and out.read_text().count("\n") > 1
+    assert not (data / (FILE_NAME + "-wal")).exists()
+    with sqlite3.connect(data / FILE_NAME) as db:  # everything is in the database itself
+        assert db.execute("SELECT count(*) FROM turns").fetchone()[0] > 0
+
+
 def test_a_newer_schema_is_refused_not_rewritten(data: Path) -> None:
     ledger = Ledger.at(data)
     ledger.open()

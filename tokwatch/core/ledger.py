@@ -40,6 +40,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ SUMS_SINCE = "sums_since"
 #: "agent\x1fmodel\x1fproject" -> Tokens row. Totals that count everything ever billed add them.
 PRUNED_SUMS = "pruned_sums"
 BUSY_TIMEOUT_MS = 30_000
+WAL_LIMIT_BYTES = 4 << 20
 MAX_TOKENS = 10**12  # per field of one turn: what a normalizer accepts (`agents.base.MAX_COUNT`)
 _I64 = 1 << 63
 
@@ -390,6 +392,7 @@ class Ledger:
         self._db: sqlite3.Connection | None = None
         self._depth = 0
         self._owner = 0  # the thread inside a write transaction
+        self._finalizer: weakref.finalize[..., Ledger] | None = None
         #: read connections: readers on other threads (views, reports) never wait for the writer
         self._readers: list[sqlite3.Connection] = []
         #: an in-memory ledger is a named shared-cache database, so readers can see it
@@ -426,6 +429,8 @@ class Ledger:
                 if isinstance(e, sqlite3.OperationalError) and _transient(e):
                     raise LedgerError(f"the ledger {self.path} is busy or locked: {e}") from e
                 self._db = self._recover(e)
+            # closed when the ledger is dropped or the process exits, whichever comes first
+            self._finalizer = weakref.finalize(self, _close_connections, self.lock, self._db, self._readers)
             return self.opened
 
     def _open_file(self) -> sqlite3.Connection:
@@ -470,6 +475,9 @@ class Ledger:
             # NORMAL in WAL: a crash of the process loses nothing committed; a power cut may lose
             # the last transactions, which are then read again from the logs.
             db.execute("PRAGMA synchronous=NORMAL")
+            # a checkpoint truncates the WAL back to this (a backfill's big batches grow it past
+            # the 4 MB autocheckpoint; without a limit the file keeps that size on disk)
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         db.execute("PRAGMA foreign_keys=OFF")
         db.create_function("lower_text", 1, _lower, deterministic=True)
         return db
@@ -583,6 +591,9 @@ class Ledger:
 
     def close(self) -> None:
         with self.lock:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
             for r in self._readers:
                 with contextlib.suppress(sqlite3.Error):
                     r.close()
@@ -768,6 +779,22 @@ def _session_id(db: sqlite3.Connection, agent: str, session_id: str) -> int:
         return int(row[0])
     cur = db.execute("INSERT INTO sessions(agent, session_id) VALUES(?, ?)", (agent, session_id))
     return int(cur.lastrowid)  # type: ignore[arg-type]
+
+
+def _close_connections(
+    lock: threading.RLock, db: sqlite3.Connection, readers: list[sqlite3.Connection]
+) -> None:
+    """A file ledger's connections, closed at exit even when nothing called `close`: the last one
+    to close checkpoints the WAL into the database and removes it (else megabytes stay behind)."""
+    if not lock.acquire(timeout=5):  # a writer still at work (a daemon thread): leave it be
+        return
+    try:
+        for c in (*readers, db):
+            with contextlib.suppress(sqlite3.Error):
+                c.close()
+        readers.clear()
+    finally:
+        lock.release()
 
 
 def _statements(script: str) -> list[str]:

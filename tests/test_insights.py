@@ -347,6 +347,72 @@ async def test_jump_to_a_top_session(make_app: Callable[..., TokwatchApp], ui_ro
         await until(pilot, lambda: app.screen is screen)
 
 
+async def test_first_open_shows_numbers_at_once(make_app: Callable[..., TokwatchApp], ui_root: Path) -> None:
+    """The view is counted ahead once history is read; the first `i` draws those numbers (never
+    "counting…"), styles only the first tab (the rest fill in after) and builds its footer once."""
+    from tokwatch.ui.footer import KeyFooter
+
+    write_history(ui_root, FIXED_NOW)
+    app = make_app()
+    builds: list[int] = []
+    original = KeyFooter.recompose
+
+    async def counting(self: KeyFooter) -> None:
+        builds.append(id(self))
+        await original(self)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(
+            pilot, lambda: app.loaded and app._insights is not None and app._insights.data is not None
+        )
+        ahead = app._insights
+        assert ahead is not None and not ahead.is_attached and ahead.data is not None
+        assert ahead.data.today == TODAY and ahead.data.totals.turns > 0
+        KeyFooter.recompose = counting  # type: ignore[method-assign]
+        try:
+            await pilot.press("i")
+            screen = app.screen
+            assert screen is ahead
+            head = str(screen.query_one("#ins-head").render())
+            assert "counting" not in head and "Mar 26, 2026" in head  # the first frame has numbers
+            await settled(pilot, screen)
+            await until(pilot, lambda: screen._filled)
+            await pilot.pause()
+        finally:
+            KeyFooter.recompose = original  # type: ignore[method-assign]
+        assert builds.count(id(screen.query_one(KeyFooter))) <= 2  # (Textual's own: one per focus change)
+        await pilot.press("2")
+        table = screen.query_one("#projects-table", SortTable)
+        await until(pilot, lambda: table.row_count == len(screen.data.projects) > 0)  # type: ignore[union-attr]
+
+
+async def test_a_theme_changed_while_the_view_is_closed_restyles_it(
+    make_app: Callable[..., TokwatchApp], ui_root: Path
+) -> None:
+    """Reopening skips Textual's full restyle unless the app's CSS changed meanwhile (a theme)."""
+    write_history(ui_root, FIXED_NOW)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.theme = "textual-dark"
+        screen = await open_insights(pilot)
+        await settled(pilot, screen)
+        dark = screen.query_one("#ins-head").styles.background
+        await pilot.press("escape")
+        await pilot.pause()
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.press("i")
+        await pilot.pause()
+        assert app.screen is screen
+        light = screen.query_one("#ins-head").styles.background
+        assert light != dark
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("i")  # the same theme again: nothing to restyle, the same styles
+        await pilot.pause()
+        assert screen.query_one("#ins-head").styles.background == light
+
+
 async def test_todays_bar_grows_live(make_app: Callable[..., TokwatchApp], ui_root: Path) -> None:
     write_history(ui_root, FIXED_NOW)
     app = make_app()

@@ -45,7 +45,7 @@ from textual.containers import Container, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, ProgressBar, Static
+from textual.widgets import Header, Input, ProgressBar, Static
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -60,6 +60,7 @@ from tokwatch.reports import budgets
 from tokwatch.reports.budgets import BudgetAlarm, BudgetState, Crossing, Usage
 from tokwatch.ui import format as fmt
 from tokwatch.ui.detail import Detail
+from tokwatch.ui.footer import KeyFooter
 from tokwatch.ui.help import HelpScreen
 from tokwatch.ui.insights import Drill, InsightsScreen
 from tokwatch.ui.limits import LimitsPanel
@@ -177,7 +178,7 @@ class TokwatchApp(App[None]):
                 yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="loading")
                 yield SessionList(self.store, self.clock, self.config.active_minutes, id="sessions")
             yield Detail(self.store, self.clock, id="detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._update_sub_title()
@@ -239,7 +240,7 @@ class TokwatchApp(App[None]):
     def on_resize(self, event: events.Resize) -> None:
         """A tighter footer when narrow, so every key of ours still fits in 60 columns."""
         try:
-            footer = self._main.query_one(Footer)
+            footer = self._main.query_one(KeyFooter)
         except (NoMatches, IndexError):
             return
         footer.compact = event.size.width < NARROW_BELOW
@@ -336,8 +337,9 @@ class TokwatchApp(App[None]):
         self._seed_session_alarms()
         self._request_usage()
         self._main.query_one(LimitsPanel).request()
-        if self._insights is not None:
-            self._insights.data_changed(None)  # opened while history was read: count it all again
+        insights = self._insights_view()
+        insights.data_changed(None)  # (opened while history was read: count it all again)
+        insights.count_ahead()  # (not opened yet: count now, so the first `i` shows numbers at once)
 
     def on_changes_arrived(self, message: ChangesArrived) -> None:
         """One recorded batch: update only what it changed."""
@@ -651,10 +653,14 @@ class TokwatchApp(App[None]):
         if isinstance(self.screen, InsightsScreen):
             return
         self._undrill()
+        self._insights_view()
+        self.push_screen("insights")
+
+    def _insights_view(self) -> InsightsScreen:
         if self._insights is None:
             self._insights = InsightsScreen(self.store, config=self.config, clock=self.clock, tz=self.tz)
             self.install_screen(self._insights, "insights")
-        self.push_screen("insights")
+        return self._insights
 
     @on(Drill)
     def _drill(self, event: Drill) -> None:

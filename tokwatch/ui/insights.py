@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tokwatch.config import Config
@@ -40,6 +43,7 @@ from tokwatch.reports import report
 from tokwatch.reports.insights import Insights, Period, Query, Saving
 from tokwatch.ui import format as fmt
 from tokwatch.ui.chart import SERIES_CLASSES, Bar, BarChart
+from tokwatch.ui.footer import KeyFooter
 
 TABS = ("cost", "projects", "models", "cache", "sessions")
 TAB_TITLES = {
@@ -306,6 +310,7 @@ class InsightsScreen(Screen[None]):
         self.data: Insights | None = None
         #: keeps the days before today between counts: a count after a batch queries today only
         self.counter = ins.Counter()
+        self._count_lock = threading.Lock()
         self._token = 0
         self._busy = False
         self._pending = False
@@ -313,6 +318,8 @@ class InsightsScreen(Screen[None]):
         self._started_at = -math.inf
         self._labels: dict[str, str] = {}
         self._shown_before = False
+        self._filled = self._filling = False  # the tabs after the first (`_fill_hidden_tabs`)
+        self._styled_for = -1  # the app's CSS generation this screen's styles were computed for
         #: (compact, full, side): below 90 columns, from 120, from 150 (see `_relayout`)
         self._mode: tuple[bool, bool, bool] | None = None
         self.compact = self.full = self.side = False
@@ -327,28 +334,81 @@ class InsightsScreen(Screen[None]):
                     yield BarChart(id="cost-chart")
                     yield Static(id="cost-read", classes="ins-read")
                 yield Static(id="cost-side", classes="ins-side")
-            with TabPane(TAB_TITLES["projects"], id="projects"):
-                yield SortTable(default_sort="cost", id="projects-table")
-            with TabPane(TAB_TITLES["models"], id="models"):
-                yield SortTable(default_sort="cost", id="models-table")
-            with TabPane(TAB_TITLES["cache"], id="cache"):
-                with Horizontal(classes="ins-row"):
-                    with Vertical(classes="ins-main"):
-                        yield BarChart(percent=True, id="cache-chart")
-                        yield Static(id="cache-read", classes="ins-read")
-                    yield Static(id="cache-side", classes="ins-side")
-                yield SortTable(default_sort="saved", id="cache-table")
-            with TabPane(TAB_TITLES["sessions"], id="sessions"):
-                yield SortTable(default_sort="cost", id="sessions-table")
-        yield Footer()
+            for tab in TABS[1:]:  # filled once the first tab shows (`_fill_hidden_tabs`)
+                yield TabPane(TAB_TITLES[tab], id=tab)
+        yield KeyFooter()
+
+    @staticmethod
+    def _hidden_tab_widgets() -> dict[str, list[Widget]]:
+        return {
+            "projects": [SortTable(default_sort="cost", id="projects-table")],
+            "models": [SortTable(default_sort="cost", id="models-table")],
+            "cache": [
+                Horizontal(
+                    Vertical(
+                        BarChart(percent=True, id="cache-chart"),
+                        Static(id="cache-read", classes="ins-read"),
+                        classes="ins-main",
+                    ),
+                    Static(id="cache-side", classes="ins-side"),
+                    classes="ins-row",
+                ),
+                SortTable(default_sort="saved", id="cache-table"),
+            ],
+            "sessions": [SortTable(default_sort="cost", id="sessions-table")],
+        }
+
+    async def _fill_hidden_tabs(self) -> None:
+        """Mount the tabs not shown at first: after the first count is on screen (or at once when
+        one is chosen), so the first open styles and lays out only what it shows."""
+        if self._filled or self._filling:
+            return
+        self._filling = True
+        for tab, widgets in self._hidden_tab_widgets().items():
+            await self.query_one(f"#{tab}", TabPane).mount_all(widgets)
+        self._filled = True
+        self._mode = None  # the new chart and side panel take the layout, and the count is shown
+        self._relayout(self.size.width)
+        self._focus_tab()
+
+    def count_ahead(self) -> None:
+        """Count before the view is first opened (the app asks once history is read), so the first
+        open draws numbers at once instead of "counting…"; the open counts again all the same."""
+        if self.is_attached:
+            return
+        app = self.app
+        app.run_worker(
+            lambda: app.call_from_thread(self._counted_ahead, self._compute(self.spec, self._today())),
+            thread=True,
+            group="insights-ahead",
+            name="insights-ahead",
+            exit_on_error=False,
+        )
+
+    def _counted_ahead(self, data: Insights) -> None:
+        if not self.is_attached and data.query == self.spec:
+            self.data = data
 
     def on_mount(self) -> None:
         self.request_refresh(now=True)  # first: the count runs while the screen is laid out
+        self._styled_for = self.app._css_update_count
+        if self.data is not None:
+            if self.data.today != self._today():
+                self.data = None  # (counted ahead on another day)
+            else:
+                self.call_after_refresh(self._fill_hidden_tabs)
         self._relayout(self.size.width)
         self._draw_head()
         self.set_interval(1.0, self._tick, name="insights-clock")
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles a resumed screen from scratch (a third of a second here, and on the
+        # first open right after the mount styled it): only needed when the app's CSS changed
+        # (a theme) since this screen was styled. (Runs before Screen's own handler.)
+        generation = self.app._css_update_count
+        if generation == self._styled_for:
+            event.refresh_styles = False
+        self._styled_for = generation
         self._relayout(self.size.width)
         self._focus_tab()
         # the footer was made while the dashboard was still the screen: ask again which app keys
@@ -415,13 +475,21 @@ class InsightsScreen(Screen[None]):
 
         return time.monotonic()
 
+    def _compute(self, q: Query, today: date) -> Insights:
+        """The two queries and the arithmetic (a worker thread; one count at a time: the counter
+        keeps the days before today between counts)."""
+        with self._count_lock:
+            with self.store.lock:
+                models = {(s.agent, m) for s in self.store.sessions.values() for m in s.by_model}
+            base = report.Filters(tz=self.tz).scope(self.store)
+            return self.counter.count(
+                self.store.ledger, base, q, today, self.tz, self.store.pricer.card, models
+            )
+
     @work(thread=True, exit_on_error=False, group="insights", name="insights")
     def _count(self, q: Query, today: date, token: int) -> None:
-        """On a worker thread: the two queries and the arithmetic; post the immutable result."""
-        with self.store.lock:
-            models = {(s.agent, m) for s in self.store.sessions.values() for m in s.by_model}
-        base = report.Filters(tz=self.tz).scope(self.store)
-        data = self.counter.count(self.store.ledger, base, q, today, self.tz, self.store.pricer.card, models)
+        """On a worker thread: count; post the immutable result."""
+        data = self._compute(q, today)
         if not get_current_worker().is_cancelled:
             self.post_message(InsightsComputed(data, token))
 
@@ -432,6 +500,8 @@ class InsightsScreen(Screen[None]):
             self._failed = False
             self.data = message.data
             self._show(message.data)
+            if not self._filled:
+                self.call_after_refresh(self._fill_hidden_tabs)
         if self._pending or stale:
             self._pending = False
             self.request_refresh(now=stale)
@@ -487,10 +557,15 @@ class InsightsScreen(Screen[None]):
         self.action_show_tab(TABS[(i + step) % len(TABS)])
 
     @on(TabbedContent.TabActivated)
-    def _tab_activated(self) -> None:
+    async def _tab_activated(self) -> None:
+        await self._fill_hidden_tabs()  # (chosen before the first count arrived)
         self.call_after_refresh(self._focus_tab)
 
     def _focus_tab(self) -> None:
+        if not self._filled:
+            with contextlib.suppress(NoMatches):
+                self.set_focus(self.query_one("#cost-chart"))
+            return
         tab = self.query_one(TabbedContent).active
         target = {
             "cost": "#cost-chart",
@@ -576,8 +651,10 @@ class InsightsScreen(Screen[None]):
             # a period with prompts but no cache hit at all still gets a sliver: not "no data"
             cache_bars.append(Bar(p.key, long, short, (rate or (1e-9 if rate is not None else 0.0),)))
         self.query_one("#cost-chart", BarChart).set_data(cost_bars, self._limit(d.query.bucket))
-        self.query_one("#cache-chart", BarChart).set_data(cache_bars)
         self._draw_cost_read(d)
+        if not self._filled:
+            return
+        self.query_one("#cache-chart", BarChart).set_data(cache_bars)
         self._draw_cache_read(d)
         self._labels = project_labels([p.project for p in d.projects])
         self._fill_projects(d)

@@ -619,3 +619,14 @@ def test_a_same_size_rewrite_in_place_is_not_taken_for_unchanged(tmp_path: Path,
     assert (warm.store.sessions[key].totals.turns, warm.store.sessions[key].totals.input) == (2, 111 + 333)
     live.refresh([log])
     assert (live.store.sessions[key].totals.turns, live.store.sessions[key].totals.output) == (2, 222 + 444)
+
+
+def test_scope_is_by_whole_path_components(tmp_path: Path) -> None:
+    """A root covers itself and what is under it, never a sibling that merely shares its prefix."""
+    engine = Engine(Store(make_pricer(), Ledger.memory()), [tmp_path / "a", tmp_path / "b/"])
+    assert engine.in_scope(tmp_path / "a") and engine.in_scope(str(tmp_path / "a" / "x" / "s.jsonl"))
+    assert engine.in_scope(tmp_path / "b" / "s.jsonl")
+    assert not engine.in_scope(tmp_path / "ab" / "s.jsonl") and not engine.in_scope(str(tmp_path / "a-b"))
+    assert not engine.in_scope(tmp_path)
+    everything = Engine(Store(make_pricer(), Ledger.memory()), [Path("/")])
+    assert everything.in_scope(tmp_path / "a") and everything.in_scope("/")

@@ -144,7 +144,7 @@ class Config(BaseModel):
     data_dir: str | None = None
     #: watchfiles tuning: how long a batch may be held while files keep changing, and the poll step.
     debounce_ms: int = Field(default=50, ge=0)
-    step_ms: int = Field(default=50, ge=1)
+    step_ms: int = Field(default=25, ge=1)
     force_polling: bool = False
     #: Limits per day, 5-hour block and session (see docs/reports.md).
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)

@@ -25,6 +25,7 @@ _INSERT_SAMPLE = (
 _NEARBY = (
     "SELECT source, observed_at, used_percent, plan_type, resets_at FROM limit_samples"
     " WHERE agent = ? AND limit_id = ? AND window_minutes = ? AND observed_at BETWEEN ? AND ?"
+    " ORDER BY observed_at"
 )
 _INSERT_COMPACTION = (
     "INSERT OR IGNORE INTO compactions(agent, session_id, key, ts, trigger, pre_tokens, post_tokens)"
@@ -48,7 +49,9 @@ def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], write
     Codex logs a reading with every event, tens of thousands in a history.
     """
     batch = list(samples)
-    kept: dict[tuple[object, ...], list[tuple[float, float | None]]] = {}
+    # per (agent, limit, window, used, plan): the times kept, ascending, and their resets alongside
+    # (plain float lists: bisect without a key function)
+    kept: dict[tuple[object, ...], tuple[list[float], list[float | None]]] = {}
     keys: set[tuple[object, ...]] = set()
     span: dict[tuple[str, str, int], tuple[float, float]] = {}
     for s in batch:
@@ -59,23 +62,27 @@ def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], write
         rows = db.execute(
             _NEARBY, (agent, limit_id, minutes, lo - SAME_SAMPLE_SECONDS, hi + SAME_SAMPLE_SECONDS)
         ).fetchall()
-        for source, observed, used, plan, resets in rows:
+        for source, observed, used, plan, resets in rows:  # (by time: appended in order)
             keys.add((agent, source, limit_id, minutes, observed))
-            bisect.insort(
-                kept.setdefault((agent, limit_id, minutes, used, plan), []), (observed, resets), key=_first
-            )
+            times, resets_at = kept.setdefault((agent, limit_id, minutes, used, plan), ([], []))
+            times.append(observed)
+            resets_at.append(resets)
     out: list[LimitSample] = []
     for s in batch:
         unique = (s.agent, s.source, s.limit_id, s.window_minutes, s.observed_at)
         if unique in keys:
             continue
-        seen = kept.setdefault((s.agent, s.limit_id, s.window_minutes, s.used_percent, s.plan_type), [])
+        times, resets_at = kept.setdefault(
+            (s.agent, s.limit_id, s.window_minutes, s.used_percent, s.plan_type), ([], [])
+        )
         at = s.observed_at
-        lo = bisect.bisect_left(seen, at - SAME_SAMPLE_SECONDS, key=_first)
-        hi = bisect.bisect_right(seen, at + SAME_SAMPLE_SECONDS, key=_first)
-        if any(_same_resets(resets, s.resets_at) for _, resets in seen[lo:hi]):
+        lo = bisect.bisect_left(times, at - SAME_SAMPLE_SECONDS)
+        hi = bisect.bisect_right(times, at + SAME_SAMPLE_SECONDS)
+        if any(_same_resets(r, s.resets_at) for r in resets_at[lo:hi]):
             continue
-        bisect.insort(seen, (at, s.resets_at), key=_first)
+        i = bisect.bisect_right(times, at)
+        times.insert(i, at)
+        resets_at.insert(i, s.resets_at)
         keys.add(unique)
         out.append(s)
     db.executemany(
@@ -87,10 +94,6 @@ def insert_samples(db: sqlite3.Connection, samples: Iterable[LimitSample], write
         ],
     )  # fmt: skip
     return out
-
-
-def _first(row: tuple[float, float | None]) -> float:
-    return row[0]
 
 
 def insert_compactions(db: sqlite3.Connection, items: Iterable[Compaction]) -> list[Compaction]:

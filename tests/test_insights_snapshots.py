@@ -35,7 +35,12 @@ def opened(*keys: str) -> Callable[[Pilot[Any]], Any]:
         await pilot.press("i", *keys)
         screen = app.screen
         assert isinstance(screen, InsightsScreen)
-        while not (screen.data is not None and screen.data.query == screen.spec and not screen._busy):
+        while not (
+            screen.data is not None
+            and screen.data.query == screen.spec
+            and not screen._busy
+            and screen._filled
+        ):
             assert time.monotonic() < deadline, "the view did not count"
             await pilot.pause(0.02)
         await pilot.pause()

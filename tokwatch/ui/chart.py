@@ -133,6 +133,7 @@ class BarChart(Widget, can_focus=True):
         #: at least this many columns per bar, gap included (3 makes a narrow chart show fewer bars)
         self.min_slot = 2
         self._lines: list[Strip] | None = None
+        self._drawn_for = Size(0, 0)
         self._follow_end = True
 
     # ------------------------------------------------------------------ data
@@ -147,6 +148,7 @@ class BarChart(Widget, can_focus=True):
             index = next((i for i, b in enumerate(self.bars) if b.key == old), index)
         self._lines = None
         self.cursor = max(0, index)
+        self.refresh()  # (the cursor may not have moved: its watcher would not redraw)
 
     @property
     def selected(self) -> Bar | None:
@@ -184,6 +186,7 @@ class BarChart(Widget, can_focus=True):
     # ------------------------------------------------------------------ drawing
     def on_resize(self) -> None:
         self._lines = None
+        self.refresh()
 
     def notify_style_update(self) -> None:
         """A theme change or a CSS class: the colours come from styles, draw again."""
@@ -194,7 +197,10 @@ class BarChart(Widget, can_focus=True):
         return max(5, container.height)
 
     def render_line(self, y: int) -> Strip:
-        if self._lines is None:
+        # (drawn again at a new size here: the compositor can paint at the new size before the
+        # Resize event arrives, which left the rows of the old, taller drawing on screen)
+        if self._lines is None or self._drawn_for != self.size:
+            self._drawn_for = self.size
             self._lines = self._draw(self.size.width, self.size.height)
         return self._lines[y] if 0 <= y < len(self._lines) else Strip.blank(self.size.width)
 

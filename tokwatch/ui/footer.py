@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class KeyFooter(Footer):
-    """A Footer that coalesces binding updates into one check after the next refresh."""
+    """A Footer that coalesces binding updates into one check once the messages queued are done."""
 
     def __init__(self, *, compact: bool = False, show_command_palette: bool = True) -> None:
         super().__init__(compact=compact, show_command_palette=show_command_palette)
@@ -28,9 +28,23 @@ class KeyFooter(Footer):
         self._bindings_ready = True
         if not screen.app.app_focus:
             return
-        if self.is_attached and screen is self.screen and not self._queued:
-            self._queued = True
-            self.call_after_refresh(self._rebuild)
+        if self.is_attached and screen is self.screen:
+            self._queue()
+
+    def watch_compact(self) -> None:
+        self._queue()
+
+    def watch_show_command_palette(self) -> None:
+        self._queue()
+
+    def _queue(self) -> None:
+        if self._queued or not self.is_attached or not self._bindings_ready:
+            return
+        self._queued = True
+        # after the messages already queued here, not after a refresh as Textual's: a screen
+        # with nothing else to redraw (the insights view shown with numbers counted ahead)
+        # ran that only at its next change, its keys missing for 0.3-0.5 s
+        self.call_later(self._rebuild)
 
     def _signature(self) -> tuple[object, ...]:
         keys = tuple(
@@ -42,8 +56,8 @@ class KeyFooter(Footer):
 
     async def _rebuild(self) -> None:
         self._queued = False
-        if not self.is_attached:
-            return
+        if not self.is_attached or not self.screen.is_current:
+            return  # (a screen covered by another: its keys are built again when it resumes)
         signature = self._signature()
         if signature == self._shown:
             return

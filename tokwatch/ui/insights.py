@@ -45,6 +45,8 @@ from tokwatch.ui import format as fmt
 from tokwatch.ui.chart import SERIES_CLASSES, Bar, BarChart
 from tokwatch.ui.footer import KeyFooter
 
+#: the tabs after the first are mounted this long after the view first shows (seconds)
+FILL_AFTER = 0.3
 TABS = ("cost", "projects", "models", "cache", "sessions")
 TAB_TITLES = {
     "cost": "Cost",
@@ -358,6 +360,11 @@ class InsightsScreen(Screen[None]):
             "sessions": [SortTable(default_sort="cost", id="sessions-table")],
         }
 
+    def _fill_soon(self) -> None:
+        """Fill the hidden tabs a moment after the first paint: mounting them takes a few hundred
+        ms of the UI thread, which must not hold back the footer's keys (built after a refresh)."""
+        self.set_timer(FILL_AFTER, self._fill_hidden_tabs, name="insights-fill")
+
     async def _fill_hidden_tabs(self) -> None:
         """Mount the tabs not shown at first: after the first count is on screen (or at once when
         one is chosen), so the first open styles and lays out only what it shows."""
@@ -396,7 +403,7 @@ class InsightsScreen(Screen[None]):
             if self.data.today != self._today():
                 self.data = None  # (counted ahead on another day)
             else:
-                self.call_after_refresh(self._fill_hidden_tabs)
+                self._fill_soon()
         self._relayout(self.size.width)
         self._draw_head()
         self.set_interval(1.0, self._tick, name="insights-clock")
@@ -433,6 +440,9 @@ class InsightsScreen(Screen[None]):
             chart.min_slot = 3 if self.compact else 2
         for panel in self.query(".ins-side"):
             panel.display = self.side
+        for footer in self.query(KeyFooter):  # as the dashboard's: every key fits in 60 columns
+            footer.compact = self.compact
+            footer.show_command_palette = not self.compact  # (ctrl+p still works)
         if self.data is not None:
             self._show(self.data)
 
@@ -501,7 +511,7 @@ class InsightsScreen(Screen[None]):
             self.data = message.data
             self._show(message.data)
             if not self._filled:
-                self.call_after_refresh(self._fill_hidden_tabs)
+                self._fill_soon()
         if self._pending or stale:
             self._pending = False
             self.request_refresh(now=stale)

@@ -801,9 +801,24 @@ class InsightsScreen(Screen[None]):
         return out
 
     # ------------------------------------------------------------------ tables
-    def _fill_projects(self, d: Insights) -> None:
+    def _usage_columns(self) -> list[Column]:
+        """Tokens, cost and last activity: the last columns of the projects and sessions tables."""
         now = self.clock()
         ago = short_ago if self.compact else fmt.ago
+        return [
+            Column("tokens", "Tokens", lambda r: fmt.tokens(r.tokens.total), lambda r: r.tokens.total),
+            Column(
+                "cost", "Cost", lambda r: fmt.cost(r.tokens), lambda r: (r.tokens.cost_pico, r.tokens.total)
+            ),
+            Column(
+                "last",
+                "Last" if self.compact else "Last active",
+                lambda r: ago(r.last, now),
+                lambda r: r.last,
+            ),
+        ]
+
+    def _fill_projects(self, d: Insights) -> None:
         full = self.side
         labels = self._labels
 
@@ -826,16 +841,7 @@ class InsightsScreen(Screen[None]):
                 lambda r: r.sessions,
             ),
             Column("turns", "Turns", lambda r: f"{r.tokens.turns:,}", lambda r: r.tokens.turns),
-            Column("tokens", "Tokens", lambda r: fmt.tokens(r.tokens.total), lambda r: r.tokens.total),
-            Column(
-                "cost", "Cost", lambda r: fmt.cost(r.tokens), lambda r: (r.tokens.cost_pico, r.tokens.total)
-            ),
-            Column(
-                "last",
-                "Last" if self.compact else "Last active",
-                lambda r: ago(r.last, now),
-                lambda r: r.last,
-            ),
+            *self._usage_columns(),
         ]
         self.query_one("#projects-table", SortTable).show(cols, d.projects, lambda r: r.project)
 
@@ -929,8 +935,6 @@ class InsightsScreen(Screen[None]):
         self.query_one("#cache-table", SortTable).show(cols, d.models, lambda r: f"{r.agent}\x1f{r.model}")
 
     def _fill_sessions(self, d: Insights) -> None:
-        now = self.clock()
-        ago = short_ago if self.compact else fmt.ago
         labels = self._labels
         cols = [
             Column(
@@ -955,16 +959,7 @@ class InsightsScreen(Screen[None]):
             )
             cols.append(Column("turns", "Turns", lambda r: f"{r.tokens.turns:,}", lambda r: r.tokens.turns))
         cols += [
-            Column("tokens", "Tokens", lambda r: fmt.tokens(r.tokens.total), lambda r: r.tokens.total),
-            Column(
-                "cost", "Cost", lambda r: fmt.cost(r.tokens), lambda r: (r.tokens.cost_pico, r.tokens.total)
-            ),
-            Column(
-                "last",
-                "Last" if self.compact else "Last active",
-                lambda r: ago(r.last, now),
-                lambda r: r.last,
-            ),
+            *self._usage_columns(),
         ]
         self.query_one("#sessions-table", SortTable).show(
             cols, d.sessions, lambda r: f"{r.agent}\x1f{r.session_id}"

@@ -386,6 +386,30 @@ async def test_first_open_shows_numbers_at_once(make_app: Callable[..., Tokwatch
         await until(pilot, lambda: table.row_count == len(screen.data.projects) > 0)  # type: ignore[union-attr]
 
 
+async def test_a_tab_chosen_at_once_is_filled_at_once(
+    make_app: Callable[..., TokwatchApp], ui_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tabs after the first are mounted a moment after the first paint; choosing one sooner
+    mounts them then, and the chosen table shows its rows."""
+    import tokwatch.ui.insights as ui_insights
+
+    monkeypatch.setattr(ui_insights, "FILL_AFTER", 3600.0)  # (the moment after never comes here)
+    write_history(ui_root, FIXED_NOW)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(
+            pilot, lambda: app.loaded and app._insights is not None and app._insights.data is not None
+        )
+        await pilot.press("i")
+        screen = app.screen
+        assert isinstance(screen, InsightsScreen) and not screen._filled  # (only the first tab yet)
+        await pilot.press("2")
+        await until(pilot, lambda: screen._filled)
+        table = screen.query_one("#projects-table", SortTable)
+        await until(pilot, lambda: table.row_count == len(screen.data.projects) > 0)  # type: ignore[union-attr]
+        assert app.focused is table
+
+
 async def test_a_theme_changed_while_the_view_is_closed_restyles_it(
     make_app: Callable[..., TokwatchApp], ui_root: Path
 ) -> None:

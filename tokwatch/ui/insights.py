@@ -567,8 +567,9 @@ class InsightsScreen(Screen[None]):
         self.action_show_tab(TABS[(i + step) % len(TABS)])
 
     @on(TabbedContent.TabActivated)
-    async def _tab_activated(self) -> None:
-        await self._fill_hidden_tabs()  # (chosen before the first count arrived)
+    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id != TABS[0]:  # (another tab chosen before they were filled: fill now)
+            await self._fill_hidden_tabs()
         self.call_after_refresh(self._focus_tab)
 
     def _focus_tab(self) -> None:

@@ -184,10 +184,6 @@ class BarChart(Widget, can_focus=True):
         self.first = max(0, min(self.first, max(0, len(self.bars) - self.window)))
 
     # ------------------------------------------------------------------ drawing
-    def on_resize(self) -> None:
-        self._lines = None
-        self.refresh()
-
     def notify_style_update(self) -> None:
         """A theme change or a CSS class: the colours come from styles, draw again."""
         super().notify_style_update()

@@ -74,6 +74,11 @@ def usd_pico(pico: int) -> str:
     return fmt.usd(v)
 
 
+def priced_part(r: ins.ModelRow, pico: int) -> str:
+    """One part of a model's savings: unknown when none of its turns has a rate card."""
+    return usd_pico(pico) if r.saving.unknown_turns < r.tokens.turns else "unknown"
+
+
 def saving_text(s: Saving) -> Text:
     """Net dollars saved, a lower bound (`≥…*`) when some turns had no rate card."""
     if s.unknown_turns and not (s.read_saved or s.write_premium):
@@ -914,21 +919,13 @@ class InsightsScreen(Screen[None]):
                 Column(
                     "read_saved",
                     "Reads saved",
-                    lambda r: (
-                        usd_pico(r.saving.read_saved)
-                        if r.saving.unknown_turns < r.tokens.turns
-                        else "unknown"
-                    ),
+                    lambda r: priced_part(r, r.saving.read_saved),
                     lambda r: r.saving.read_saved,
                 ),
                 Column(
                     "premium",
                     "Write premium",
-                    lambda r: (
-                        usd_pico(r.saving.write_premium)
-                        if r.saving.unknown_turns < r.tokens.turns
-                        else "unknown"
-                    ),
+                    lambda r: priced_part(r, r.saving.write_premium),
                     lambda r: r.saving.write_premium,
                 ),
             ]
